@@ -1,0 +1,605 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * resp.h - resumable RESP (Redis protocol) parsers for requests and replies.
+ *
+ * Header-only C with no helpers and no buffer access: the caller hands one
+ * byte and the number of bytes available from it, the parser says how many it
+ * consumed and whether an event happened. The same code runs in the BPF
+ * programs (tc and syscall paths), in the Catch2 tests and under libFuzzer.
+ *
+ * Requests (client -> server):
+ *
+ *   *<argc>\r\n  { $<len>\r\n <len bytes> \r\n } x argc      array of bulk strings
+ *   WORD WORD ...\n  (optionally \r\n)                       inline command
+ *
+ *   argument 0 is the command name; the caller looks it up in the command
+ *   table on KS_EV_CMD and sets the key positions (first_key, last_key, step).
+ *
+ * Replies (server -> client), RESP2 and RESP3:
+ *
+ *   + - : _ , # (   <line>\r\n                               simple types
+ *   $ = !           <len>\r\n <len bytes> \r\n  ($-1: null)   blob types
+ *   * % ~ > |       <count>\r\n then count (x2 for % and |) elements
+ *
+ *   A reply is complete when its outermost element is; one counter of
+ *   elements still to come replaces a stack. '-' / '!' first means error;
+ *   "-MOVED " and "-ASK " are redirects. '>' (push) is not a reply to a request.
+ *
+ * After malformed bytes a parser goes KS_*_LOST: it skips the rest of the
+ * chunk and resumes at the next chunk (segment or read) only if that chunk
+ * starts like a message ("strict" start), so garbage never desynchronises the
+ * counts of later, well-formed traffic.
+ */
+#ifndef KS_PROTO_RESP_H
+#define KS_PROTO_RESP_H
+
+#include "types.h"
+
+#define KS_FNV_OFFSET 0xcbf29ce484222325ULL
+#define KS_FNV_PRIME 0x100000001b3ULL
+
+#define KS_RESP_MAX_ARGS (1024 * 1024)
+#define KS_RESP_MAX_BULK (512U * 1024 * 1024)
+#define KS_RESP_MAX_INLINE (64 * 1024)
+#define KS_RESP_MAX_COUNT (1U << 30)
+
+#ifndef KS_KEY_MAX
+#define KS_KEY_MAX 64
+#endif
+#ifndef KS_KEY_HASH_MAX
+#define KS_KEY_HASH_MAX 4096
+#endif
+
+/* Events returned through *ev. */
+enum ks_resp_event {
+	KS_EV_NONE = 0,
+	KS_EV_CMD = 1,	   /* command name complete: st->hash; set the key spec now */
+	KS_EV_KEY = 2,	   /* a key argument complete: st->hash, st->key, st->key_len */
+	KS_EV_END = 3,	   /* request complete: st->cmd_bytes */
+	KS_EV_REPLY = 4,   /* reply complete: rp->flags, rp->value_bytes, rp->bytes */
+	KS_EV_INVALID = 5, /* malformed input: parser is LOST until the next chunk */
+};
+
+/* ---- shared helpers ---------------------------------------------------- */
+
+static __always_inline __u64 ks_fnv_byte(__u64 h, __u8 c)
+{
+	return (h ^ c) * KS_FNV_PRIME;
+}
+
+/* Keys longer than the hashed prefix also mix in their length. */
+static __always_inline __u64 ks_key_hash_finish(__u64 h, __u32 len)
+{
+	if (len > KS_KEY_HASH_MAX)
+		h = ks_fnv_byte(ks_fnv_byte(ks_fnv_byte(ks_fnv_byte(h, len & 0xff), (len >> 8) & 0xff),
+					    (len >> 16) & 0xff),
+				(len >> 24) & 0xff);
+	return h;
+}
+
+static __always_inline __u8 ks_upper(__u8 c)
+{
+	return (c >= 'a' && c <= 'z') ? c - 32 : c;
+}
+
+static __always_inline __u32 ks_min_u32(__u32 a, __u32 b)
+{
+	return a < b ? a : b;
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+enum ks_rq_state {
+	KS_RQ_START = 0,
+	KS_RQ_ARGC,
+	KS_RQ_ARGC_LF,
+	KS_RQ_BULK_HDR,
+	KS_RQ_BULK_LEN,
+	KS_RQ_BULK_LEN_LF,
+	KS_RQ_BULK_DATA,
+	KS_RQ_BULK_CR,
+	KS_RQ_BULK_LF,
+	KS_RQ_INLINE,
+	KS_RQ_LOST,
+};
+
+enum ks_arg_role {
+	KS_ROLE_SKIP = 0,
+	KS_ROLE_NAME = 1,
+	KS_ROLE_KEY = 2,
+};
+
+#define KS_RQF_STRICT 1 /* next command must start with '*' (after a resync) */
+#define KS_RQF_DIGIT 2	/* a digit was seen in the number being parsed */
+#define KS_RQF_TOKEN 4	/* inline: inside a token */
+
+struct ks_resp_req {
+	__u8 state;
+	__u8 role;
+	__u8 flags;
+	__u8 _pad0;
+	__u32 argc;	 /* array arguments, 0 for inline */
+	__u32 argi;	 /* index of the current argument */
+	__u32 num;	 /* number being parsed */
+	__u32 bulk_left; /* bytes left in the current bulk string */
+	__u32 key_len;	 /* full length of the current token */
+	__u32 cmd_bytes; /* bytes of the current command so far */
+	__u32 nkeys;	 /* keys seen in the current command */
+	__u64 hash;	 /* FNV-1a of the current name or key */
+	/* Key positions of the current command, set by the caller on KS_EV_CMD. */
+	__u8 cls;
+	__s8 first_key;
+	__s8 last_key;
+	__u8 step;
+	__u32 _pad1;
+	__u8 key[KS_KEY_MAX];
+};
+
+static __always_inline void ks_req_reset(struct ks_resp_req *st)
+{
+	st->state = KS_RQ_START;
+	st->flags = 0;
+	st->argc = 0;
+	st->argi = 0;
+	st->cmd_bytes = 0;
+	st->nkeys = 0;
+	st->first_key = 0;
+}
+
+/* Call at the start of every chunk (segment, read buffer). */
+static __always_inline void ks_req_new_chunk(struct ks_resp_req *st)
+{
+	if (st->state == KS_RQ_LOST) {
+		ks_req_reset(st);
+		st->flags = KS_RQF_STRICT;
+	}
+}
+
+/* Drop what is known of the stream and wait for a chunk that starts with '*'
+ * (used on TCP gaps and when attaching to a connection mid-stream). */
+static __always_inline void ks_req_lose(struct ks_resp_req *st)
+{
+	st->state = KS_RQ_LOST;
+}
+
+/* Is argument `argi` of the current command a key? */
+static __always_inline int ks_req_is_key(const struct ks_resp_req *st, __u32 argi)
+{
+	__s32 last;
+
+	if (st->first_key <= 0 || argi < (__u32)st->first_key)
+		return 0;
+	if (st->last_key >= 0) {
+		last = st->last_key;
+	} else if (st->argc) {
+		last = (__s32)st->argc + st->last_key;
+	} else {
+		/* inline: argc unknown until the line ends; "to the end" */
+		last = 0x7fffffff;
+	}
+	if ((__s32)argi > last)
+		return 0;
+	return st->step <= 1 || ((argi - (__u32)st->first_key) % st->step) == 0;
+}
+
+static __always_inline void ks_req_begin_token(struct ks_resp_req *st)
+{
+	st->hash = KS_FNV_OFFSET;
+	st->key_len = 0;
+	if (st->argi == 0)
+		st->role = KS_ROLE_NAME;
+	else if (ks_req_is_key(st, st->argi))
+		st->role = KS_ROLE_KEY;
+	else
+		st->role = KS_ROLE_SKIP;
+}
+
+/* Consume one byte of a name or key token. */
+static __always_inline void ks_req_token_byte(struct ks_resp_req *st, __u8 c)
+{
+	__u32 n = st->key_len;
+
+	if (st->role == KS_ROLE_NAME) {
+		st->hash = ks_fnv_byte(st->hash, ks_upper(c));
+	} else if (st->role == KS_ROLE_KEY) {
+		if (n < KS_KEY_HASH_MAX)
+			st->hash = ks_fnv_byte(st->hash, c);
+		if (n < KS_KEY_MAX)
+			st->key[n & (KS_KEY_MAX - 1)] = c;
+	}
+	st->key_len = n + 1;
+}
+
+/* Token finished: the event to report for it. */
+static __always_inline int ks_req_end_token(struct ks_resp_req *st)
+{
+	if (st->role == KS_ROLE_NAME)
+		return KS_EV_CMD;
+	if (st->role == KS_ROLE_KEY) {
+		st->hash = ks_key_hash_finish(st->hash, st->key_len);
+		st->nkeys++;
+		return KS_EV_KEY;
+	}
+	return KS_EV_NONE;
+}
+
+static __always_inline __u32 ks_req_invalid(struct ks_resp_req *st, __u32 avail, int *ev)
+{
+	st->state = KS_RQ_LOST;
+	*ev = KS_EV_INVALID;
+	return avail;
+}
+
+/* Accumulate a decimal digit; returns 0 on a non-digit or overflow past max. */
+static __always_inline int ks_digit(__u32 *num, __u8 c, __u32 max)
+{
+	if (c < '0' || c > '9')
+		return 0;
+	if (*num > max / 10)
+		return 0;
+	*num = *num * 10 + (c - '0');
+	return *num <= max;
+}
+
+/*
+ * Feed the parser: `c` is the byte at the current position and `avail` >= 1
+ * the bytes available from there in this chunk. Returns the bytes consumed
+ * (0 only when an event is reported without consuming) and sets *ev.
+ */
+static __always_inline __u32 ks_req_feed(struct ks_resp_req *st, __u8 c, __u32 avail, int *ev)
+{
+	__u32 used = 1;
+
+	*ev = KS_EV_NONE;
+	switch (st->state) {
+	case KS_RQ_START:
+		if (c == '*') {
+			st->argi = 0;
+			st->nkeys = 0;
+			st->cmd_bytes = 0;
+			st->num = 0;
+			st->flags = 0;
+			st->state = KS_RQ_ARGC;
+			break;
+		}
+		if (st->flags & KS_RQF_STRICT)
+			return ks_req_invalid(st, avail, ev);
+		if (c == '\r' || c == '\n')
+			return 1; /* blank line between inline commands */
+		/* inline command: the first token starts here */
+		st->argc = 0;
+		st->argi = 0;
+		st->nkeys = 0;
+		st->cmd_bytes = 0;
+		st->first_key = 0;
+		st->state = KS_RQ_INLINE;
+		st->flags = 0;
+		return 0; /* reprocess this byte in KS_RQ_INLINE */
+	case KS_RQ_ARGC:
+		if (c == '\r' && (st->flags & KS_RQF_DIGIT)) {
+			st->state = KS_RQ_ARGC_LF;
+			break;
+		}
+		if (!ks_digit(&st->num, c, KS_RESP_MAX_ARGS))
+			return ks_req_invalid(st, avail, ev);
+		st->flags |= KS_RQF_DIGIT;
+		break;
+	case KS_RQ_ARGC_LF:
+		if (c != '\n')
+			return ks_req_invalid(st, avail, ev);
+		st->cmd_bytes++;
+		if (st->num == 0) { /* "*0": an empty command, ignored by Redis */
+			st->state = KS_RQ_START;
+			return 1;
+		}
+		st->argc = st->num;
+		st->first_key = 0;
+		st->state = KS_RQ_BULK_HDR;
+		return 1;
+	case KS_RQ_BULK_HDR:
+		if (c != '$')
+			return ks_req_invalid(st, avail, ev);
+		st->num = 0;
+		st->flags &= ~KS_RQF_DIGIT;
+		st->state = KS_RQ_BULK_LEN;
+		break;
+	case KS_RQ_BULK_LEN:
+		if (c == '\r' && (st->flags & KS_RQF_DIGIT)) {
+			st->state = KS_RQ_BULK_LEN_LF;
+			break;
+		}
+		if (!ks_digit(&st->num, c, KS_RESP_MAX_BULK))
+			return ks_req_invalid(st, avail, ev);
+		st->flags |= KS_RQF_DIGIT;
+		break;
+	case KS_RQ_BULK_LEN_LF:
+		if (c != '\n')
+			return ks_req_invalid(st, avail, ev);
+		st->bulk_left = st->num;
+		ks_req_begin_token(st);
+		st->cmd_bytes++;
+		if (st->bulk_left == 0) {
+			st->state = KS_RQ_BULK_CR;
+			*ev = ks_req_end_token(st);
+		} else {
+			st->state = KS_RQ_BULK_DATA;
+		}
+		return 1;
+	case KS_RQ_BULK_DATA:
+		if (st->role == KS_ROLE_SKIP) {
+			/* values are skipped whole, never looked at */
+			used = ks_min_u32(st->bulk_left, avail);
+			st->key_len += used;
+		} else {
+			ks_req_token_byte(st, c);
+		}
+		st->bulk_left -= used;
+		st->cmd_bytes += used;
+		if (st->bulk_left == 0) {
+			st->state = KS_RQ_BULK_CR;
+			*ev = ks_req_end_token(st);
+		}
+		return used;
+	case KS_RQ_BULK_CR:
+		if (c != '\r')
+			return ks_req_invalid(st, avail, ev);
+		st->state = KS_RQ_BULK_LF;
+		break;
+	case KS_RQ_BULK_LF:
+		if (c != '\n')
+			return ks_req_invalid(st, avail, ev);
+		st->cmd_bytes++;
+		st->argi++;
+		if (st->argi >= st->argc) {
+			st->state = KS_RQ_START;
+			*ev = KS_EV_END;
+		} else {
+			st->state = KS_RQ_BULK_HDR;
+		}
+		return 1;
+	case KS_RQ_INLINE:
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+			if (st->flags & KS_RQF_TOKEN) {
+				/* report the token first; the separator is seen again */
+				st->flags &= ~KS_RQF_TOKEN;
+				st->argi++;
+				*ev = ks_req_end_token(st);
+				return 0;
+			}
+			if (c == '\n') {
+				st->cmd_bytes++;
+				st->state = KS_RQ_START;
+				st->argc = st->argi;
+				if (st->argi > 0)
+					*ev = KS_EV_END;
+				return 1;
+			}
+			break;
+		}
+		if (!(st->flags & KS_RQF_TOKEN)) {
+			st->flags |= KS_RQF_TOKEN;
+			ks_req_begin_token(st);
+		}
+		ks_req_token_byte(st, c);
+		st->cmd_bytes++;
+		if (st->cmd_bytes > KS_RESP_MAX_INLINE)
+			return ks_req_invalid(st, avail, ev);
+		return 1;
+	default: /* KS_RQ_LOST: skip the rest of this chunk */
+		return avail;
+	}
+	st->cmd_bytes++;
+	return used;
+}
+
+/* ---- replies ----------------------------------------------------------- */
+
+enum ks_rp_state {
+	KS_RP_START = 0,
+	KS_RP_LINE,
+	KS_RP_LINE_LF,
+	KS_RP_NUM,
+	KS_RP_NUM_LF,
+	KS_RP_BULK,
+	KS_RP_BULK_CR,
+	KS_RP_BULK_LF,
+	KS_RP_LOST,
+};
+
+/* ks_resp_rep.flags: describe the reply in progress / just completed */
+#define KS_RPF_ERROR 1	  /* error reply */
+#define KS_RPF_REDIRECT 2 /* -MOVED or -ASK */
+#define KS_RPF_PUSH 4	  /* RESP3 push: not a reply to a request */
+#define KS_RPF_TOPSET 8	  /* the reply's own type has been seen */
+/* parser-internal */
+#define KS_RPF_NEG 16	 /* '-' sign on the number being parsed */
+#define KS_RPF_DIGIT 32	 /* a digit was seen */
+#define KS_RPF_STRICT 64 /* after a resync: the chunk must start a reply */
+#define KS_RPF_ERRLINE 128 /* the current line is the reply's error text */
+
+struct ks_resp_rep {
+	__u8 state;
+	__u8 type; /* type byte of the current element */
+	__u8 flags;
+	__u8 errlen;	   /* bytes of the error line captured in errhead */
+	__u32 remaining;   /* elements of the current reply not yet started */
+	__u32 num;
+	__u32 bulk_left;
+	__u64 value_bytes; /* payload bytes of blob strings in the reply */
+	__u64 bytes;	   /* all bytes of the reply */
+	__u8 errhead[8];   /* first bytes of an error line, for MOVED/ASK */
+};
+
+static __always_inline void ks_rep_reset(struct ks_resp_rep *rp)
+{
+	rp->state = KS_RP_START;
+	rp->flags = 0;
+	rp->remaining = 0;
+}
+
+static __always_inline void ks_rep_new_chunk(struct ks_resp_rep *rp)
+{
+	if (rp->state == KS_RP_LOST) {
+		ks_rep_reset(rp);
+		rp->flags = KS_RPF_STRICT;
+	}
+}
+
+static __always_inline void ks_rep_lose(struct ks_resp_rep *rp)
+{
+	rp->state = KS_RP_LOST;
+}
+
+static __always_inline __u32 ks_rep_invalid(struct ks_resp_rep *rp, __u32 avail, int *ev)
+{
+	rp->state = KS_RP_LOST;
+	*ev = KS_EV_INVALID;
+	return avail;
+}
+
+/* An element finished: the reply is complete when none is left to come. */
+static __always_inline void ks_rep_element_done(struct ks_resp_rep *rp, int *ev)
+{
+	rp->state = KS_RP_START;
+	if (rp->remaining == 0) {
+		if ((rp->flags & KS_RPF_ERROR) && rp->errlen >= 4) {
+			const __u8 *h = rp->errhead;
+			if ((rp->errlen >= 6 && h[0] == 'M' && h[1] == 'O' && h[2] == 'V' && h[3] == 'E' &&
+			     h[4] == 'D' && h[5] == ' ') ||
+			    (h[0] == 'A' && h[1] == 'S' && h[2] == 'K' && h[3] == ' '))
+				rp->flags = (rp->flags & ~KS_RPF_ERROR) | KS_RPF_REDIRECT;
+		}
+		*ev = KS_EV_REPLY;
+	}
+}
+
+/* Feed the reply parser; same contract as ks_req_feed(). */
+static __always_inline __u32 ks_rep_feed(struct ks_resp_rep *rp, __u8 c, __u32 avail, int *ev)
+{
+	__u32 used = 1;
+	__u32 n;
+
+	*ev = KS_EV_NONE;
+	switch (rp->state) {
+	case KS_RP_START:
+		if (rp->remaining == 0) {
+			/* a new reply */
+			rp->flags &= KS_RPF_STRICT;
+			rp->value_bytes = 0;
+			rp->bytes = 0;
+			rp->errlen = 0;
+			rp->remaining = 1;
+		}
+		rp->flags &= ~(KS_RPF_NEG | KS_RPF_DIGIT | KS_RPF_ERRLINE | KS_RPF_STRICT);
+		rp->remaining--;
+		rp->type = c;
+		rp->num = 0;
+		if (!(rp->flags & KS_RPF_TOPSET) && c != '|') {
+			rp->flags |= KS_RPF_TOPSET;
+			if (c == '-' || c == '!')
+				rp->flags |= KS_RPF_ERROR;
+			if (c == '-')
+				rp->flags |= KS_RPF_ERRLINE;
+			if (c == '>')
+				rp->flags |= KS_RPF_PUSH;
+		}
+		switch (c) {
+		case '+': case '-': case ':': case '_': case ',': case '#': case '(':
+			rp->state = KS_RP_LINE;
+			break;
+		case '$': case '=': case '!': case '*': case '%': case '~': case '>': case '|':
+			rp->state = KS_RP_NUM;
+			break;
+		default:
+			return ks_rep_invalid(rp, avail, ev);
+		}
+		break;
+	case KS_RP_LINE:
+		if (c == '\r') {
+			rp->state = KS_RP_LINE_LF;
+		} else if (c == '\n') {
+			return ks_rep_invalid(rp, avail, ev);
+		} else if ((rp->flags & KS_RPF_ERRLINE) && rp->errlen < 8) {
+			rp->errhead[rp->errlen & 7] = c;
+			rp->errlen++;
+		}
+		break;
+	case KS_RP_LINE_LF:
+		if (c != '\n')
+			return ks_rep_invalid(rp, avail, ev);
+		rp->bytes++;
+		ks_rep_element_done(rp, ev);
+		return 1;
+	case KS_RP_NUM:
+		if (c == '\r' && (rp->flags & KS_RPF_DIGIT)) {
+			rp->state = KS_RP_NUM_LF;
+			break;
+		}
+		if (c == '-' && !(rp->flags & (KS_RPF_DIGIT | KS_RPF_NEG))) {
+			rp->flags |= KS_RPF_NEG;
+			break;
+		}
+		if (!ks_digit(&rp->num, c, KS_RESP_MAX_COUNT))
+			return ks_rep_invalid(rp, avail, ev);
+		rp->flags |= KS_RPF_DIGIT;
+		break;
+	case KS_RP_NUM_LF:
+		if (c != '\n')
+			return ks_rep_invalid(rp, avail, ev);
+		rp->bytes++;
+		n = rp->num;
+		if (rp->flags & KS_RPF_NEG) {
+			/* only -1 (null) is legal */
+			if (n != 1)
+				return ks_rep_invalid(rp, avail, ev);
+			ks_rep_element_done(rp, ev);
+			return 1;
+		}
+		switch (rp->type) {
+		case '$': case '=': case '!':
+			rp->bulk_left = n;
+			rp->value_bytes += n;
+			rp->state = n ? KS_RP_BULK : KS_RP_BULK_CR;
+			return 1;
+		case '%':
+			n *= 2;
+			break;
+		case '|':
+			n = n * 2 + 1; /* attribute pairs, then the reply they annotate */
+			break;
+		default:
+			break;
+		}
+		if (rp->remaining + n < rp->remaining || rp->remaining + n > KS_RESP_MAX_COUNT)
+			return ks_rep_invalid(rp, avail, ev);
+		rp->remaining += n;
+		if (n == 0)
+			ks_rep_element_done(rp, ev);
+		else
+			rp->state = KS_RP_START;
+		return 1;
+	case KS_RP_BULK:
+		used = ks_min_u32(rp->bulk_left, avail);
+		rp->bulk_left -= used;
+		if (rp->bulk_left == 0)
+			rp->state = KS_RP_BULK_CR;
+		break;
+	case KS_RP_BULK_CR:
+		if (c != '\r')
+			return ks_rep_invalid(rp, avail, ev);
+		rp->state = KS_RP_BULK_LF;
+		break;
+	case KS_RP_BULK_LF:
+		if (c != '\n')
+			return ks_rep_invalid(rp, avail, ev);
+		rp->bytes++;
+		ks_rep_element_done(rp, ev);
+		return 1;
+	default: /* KS_RP_LOST */
+		return avail;
+	}
+	rp->bytes += used;
+	return used;
+}
+
+#endif /* KS_PROTO_RESP_H */

@@ -1,0 +1,126 @@
+// Host-side driver of the BPF RESP parsers: feeds chunks byte by byte exactly
+// as the BPF window walkers do and records what the parser reported.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+extern "C" {
+#include "keyscope_abi.h"
+#include "proto/resp.h"
+}
+#include "proto/redis_commands.hpp"
+
+namespace keyscope::test {
+
+struct ParsedCommand {
+    std::uint64_t name_hash = 0;
+    int cls = KS_CMD_UNKNOWN;
+    std::vector<std::string> keys;  // stored bytes (at most KS_KEY_MAX)
+    std::vector<std::uint32_t> key_lens;
+    std::vector<std::uint64_t> key_hashes;
+    std::uint32_t bytes = 0;
+};
+
+struct ParsedReply {
+    std::uint8_t flags = 0;
+    std::uint64_t value_bytes = 0;
+    std::uint64_t bytes = 0;
+};
+
+class RequestDriver {
+public:
+    void chunk(std::string_view data) {
+        ks_req_new_chunk(&st_);
+        std::uint32_t pos = 0;
+        int idle = 0;
+        while (pos < data.size()) {
+            int ev = 0;
+            auto used = ks_req_feed(&st_, static_cast<__u8>(data[pos]),
+                                    static_cast<__u32>(data.size() - pos), &ev);
+            pos += used;
+            idle = used ? 0 : idle + 1;
+            if (idle > 2) throw std::runtime_error("parser made no progress");
+            handle(ev);
+        }
+    }
+    void feed_all(std::string_view data) { chunk(data); }
+
+    std::vector<ParsedCommand> commands;
+    int invalid = 0;
+    ks_resp_req st_{};
+
+private:
+    void handle(int ev) {
+        switch (ev) {
+        case KS_EV_CMD: {
+            current_ = {};
+            current_.name_hash = st_.hash;
+            auto spec = proto::find_command(st_.hash);
+            ks_cmd_spec s = spec.value_or(ks_cmd_spec{});
+            st_.cls = s.cls;
+            st_.first_key = s.first_key;
+            st_.last_key = s.last_key;
+            st_.step = s.step;
+            current_.cls = s.cls;
+            break;
+        }
+        case KS_EV_KEY:
+            current_.keys.emplace_back(reinterpret_cast<const char*>(st_.key),
+                                       std::min<std::uint32_t>(st_.key_len, KS_KEY_MAX));
+            current_.key_lens.push_back(st_.key_len);
+            current_.key_hashes.push_back(st_.hash);
+            break;
+        case KS_EV_END:
+            current_.bytes = st_.cmd_bytes;
+            commands.push_back(current_);
+            current_ = {};
+            break;
+        case KS_EV_INVALID:
+            invalid++;
+            current_ = {};
+            break;
+        default:
+            break;
+        }
+    }
+    ParsedCommand current_;
+};
+
+class ReplyDriver {
+public:
+    void chunk(std::string_view data) {
+        ks_rep_new_chunk(&rp_);
+        std::uint32_t pos = 0;
+        while (pos < data.size()) {
+            int ev = 0;
+            auto used = ks_rep_feed(&rp_, static_cast<__u8>(data[pos]),
+                                    static_cast<__u32>(data.size() - pos), &ev);
+            if (used == 0) throw std::runtime_error("reply parser made no progress");
+            pos += used;
+            if (ev == KS_EV_REPLY) replies.push_back({rp_.flags, rp_.value_bytes, rp_.bytes});
+            if (ev == KS_EV_INVALID) invalid++;
+        }
+    }
+    std::vector<ParsedReply> replies;
+    int invalid = 0;
+    ks_resp_rep rp_{};
+};
+
+/// RESP array-of-bulk-strings encoding of a command.
+inline std::string resp_command(const std::vector<std::string>& args) {
+    std::string out = "*" + std::to_string(args.size()) + "\r\n";
+    for (const auto& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+    return out;
+}
+
+inline std::uint64_t fnv(std::string_view s) {
+    std::uint64_t h = KS_FNV_OFFSET;
+    for (char c : s) h = ks_fnv_byte(h, static_cast<__u8>(c));
+    return h;
+}
+
+}  // namespace keyscope::test
