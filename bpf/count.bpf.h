@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The counting core shared by both capture paths: it walks a window of bytes
+ * through the RESP parsers and turns parser events into map updates.
+ * Each path only decides which connection a chunk belongs to and how to copy
+ * its bytes into the per-CPU scratch window.
+ */
+#ifndef KS_COUNT_BPF_H
+#define KS_COUNT_BPF_H
+
+#include "maps.bpf.h"
+#include "hist.h"
+
+enum ks_dir {
+	KS_DIR_REQ = 0, /* client -> server */
+	KS_DIR_REP = 1, /* server -> client */
+};
+
+/* One walk over a window held in scratch->buf. */
+struct ks_walk {
+	struct ks_flow *flow;
+	struct ks_scratch *scr;
+	struct ks_counters *cnt;
+	__u64 now;
+	__u32 gen;
+	__u32 pos; /* next byte of scr->buf */
+	__u32 len; /* bytes in scr->buf */
+	__u32 _pad;
+};
+
+static __always_inline struct ks_counters *ks_counters_get(__u32 gen, __u32 target)
+{
+	__u32 idx = (gen & 1) * KS_MAX_TARGETS + (target & (KS_MAX_TARGETS - 1));
+
+	return bpf_map_lookup_elem(&ks_counters, &idx);
+}
+
+static __always_inline __u32 ks_current_gen(void)
+{
+	__u32 zero = 0;
+	struct ks_config *cfg = bpf_map_lookup_elem(&ks_config, &zero);
+
+	return cfg ? (cfg->gen & 1) : 0;
+}
+
+static __always_inline struct ks_key_stats *ks_keys_lookup(__u32 gen, struct ks_key_ref *ref)
+{
+	if (gen)
+		return bpf_map_lookup_elem(&ks_keys1, ref);
+	return bpf_map_lookup_elem(&ks_keys0, ref);
+}
+
+/*
+ * The stats entry of a key in the interval being filled, created if needed.
+ * NULL when the map is full: the caller counts the operation as unattributed.
+ */
+static __always_inline struct ks_key_stats *ks_key_get(struct ks_walk *w, __u64 hash, int with_name)
+{
+	struct ks_key_ref ref = {.hash = hash, .target = w->flow->target};
+	struct ks_key_stats *s = ks_keys_lookup(w->gen, &ref);
+	struct ks_key_stats *init = &w->scr->init;
+	long err;
+
+	if (s) {
+		if (with_name && (s->flags & KS_KEYF_NONAME)) {
+			/* first seen through a reply: the request now names it */
+			__builtin_memcpy(s->key, w->flow->req.key, KS_KEY_MAX);
+			s->key_len = w->flow->req.key_len;
+			s->flags = s->key_len > KS_KEY_MAX ? KS_KEYF_TRUNCATED : 0;
+		}
+		return s;
+	}
+	__builtin_memset(init, 0, sizeof(*init));
+	if (with_name) {
+		__builtin_memcpy(init->key, w->flow->req.key, KS_KEY_MAX);
+		init->key_len = w->flow->req.key_len;
+		init->flags = init->key_len > KS_KEY_MAX ? KS_KEYF_TRUNCATED : 0;
+	} else {
+		init->flags = KS_KEYF_NONAME;
+	}
+	if (w->gen)
+		err = bpf_map_update_elem(&ks_keys1, &ref, init, BPF_NOEXIST);
+	else
+		err = bpf_map_update_elem(&ks_keys0, &ref, init, BPF_NOEXIST);
+	if (err && err != -EEXIST)
+		return NULL;
+	return ks_keys_lookup(w->gen, &ref);
+}
+
+static __always_inline void ks_on_cmd(struct ks_walk *w)
+{
+	struct ks_resp_req *rq = &w->flow->req;
+	__u64 h = rq->hash;
+	struct ks_cmd_spec *spec = bpf_map_lookup_elem(&ks_cmds, &h);
+
+	if (spec) {
+		rq->cls = spec->cls;
+		rq->first_key = spec->first_key;
+		rq->last_key = spec->last_key;
+		rq->step = spec->step;
+	} else {
+		rq->cls = KS_CMD_UNKNOWN;
+		rq->first_key = 0;
+	}
+}
+
+static __always_inline void ks_on_key(struct ks_walk *w)
+{
+	struct ks_flow *f = w->flow;
+	struct ks_key_stats *s;
+
+	if (f->req.nkeys == 1)
+		f->first_key_hash = f->req.hash;
+	w->cnt->key_ops++;
+	s = ks_key_get(w, f->req.hash, 1);
+	if (!s) {
+		w->cnt->unattributed++;
+		return;
+	}
+	if (f->req.cls == KS_CMD_WRITE)
+		__sync_fetch_and_add(&s->writes, 1);
+	else
+		__sync_fetch_and_add(&s->reads, 1);
+}
+
+static __always_inline void ks_on_end(struct ks_walk *w)
+{
+	struct ks_flow *f = w->flow;
+	struct ks_pending *p = &f->pending[f->req_seq & (KS_PENDING - 1)];
+
+	w->cnt->requests++;
+	w->cnt->bytes_in += f->req.cmd_bytes;
+	if (f->req.nkeys == 0) {
+		w->cnt->keyless++;
+		if (f->req.cls == KS_CMD_UNKNOWN)
+			w->cnt->unknown_cmds++;
+	}
+	/* remember it for its reply: pipelined replies come back in order */
+	p->ts_ns = w->now;
+	p->key_hash = f->first_key_hash;
+	p->has_key = f->req.nkeys > 0;
+	p->cmd_bytes = f->req.cmd_bytes;
+	p->seq = f->req_seq;
+	f->req_seq++;
+}
+
+static __always_inline void ks_on_reply(struct ks_walk *w)
+{
+	struct ks_flow *f = w->flow;
+	struct ks_resp_rep *rp = &f->rep;
+	struct ks_counters *cnt = w->cnt;
+	struct ks_pending *p;
+	struct ks_key_stats *s;
+	__u32 seq, bucket;
+	__u64 lat;
+
+	if (rp->flags & KS_RPF_PUSH)
+		return; /* out of band: answers no request */
+	cnt->replies++;
+	cnt->bytes_out += rp->bytes;
+	if (rp->flags & KS_RPF_ERROR)
+		cnt->errors++;
+	if (rp->flags & KS_RPF_REDIRECT)
+		cnt->redirects++;
+	if (f->rep_seq == f->req_seq) {
+		cnt->reply_unmatched++;
+		return;
+	}
+	seq = f->rep_seq++;
+	p = &f->pending[seq & (KS_PENDING - 1)];
+	if (p->seq != seq) {
+		/* more requests in flight than remembered */
+		cnt->reply_unmatched++;
+		return;
+	}
+	if (!p->has_key)
+		return;
+	s = ks_key_get(w, p->key_hash, 0);
+	if (!s)
+		return; /* the request side counted it as unattributed */
+	__sync_fetch_and_add(&s->bytes_in, p->cmd_bytes);
+	__sync_fetch_and_add(&s->bytes_out, rp->bytes);
+	if (rp->flags & KS_RPF_ERROR)
+		__sync_fetch_and_add(&s->errors, 1);
+	if (rp->flags & KS_RPF_REDIRECT)
+		__sync_fetch_and_add(&s->redirects, 1);
+	if (rp->value_bytes > s->max_value)
+		s->max_value = rp->value_bytes; /* racy max: a lost update only under-reports */
+	lat = w->now > p->ts_ns ? w->now - p->ts_ns : 0;
+	bucket = ks_lat_bucket(lat);
+	asm volatile("" : "+r"(bucket)); /* keep the bound check below for the verifier */
+	if (bucket < KS_LAT_BUCKETS)
+		__sync_fetch_and_add(&s->lat[bucket], 1);
+}
+
+static long ks_req_cb(__u64 i, void *ctx)
+{
+	struct ks_walk *w = ctx;
+	__u32 pos = w->pos;
+	int ev = 0;
+	__u8 c;
+
+	if (pos >= w->len)
+		return 1;
+	c = w->scr->buf[pos & KS_SCRATCH_MASK];
+	w->pos = pos + ks_req_feed(&w->flow->req, c, w->len - pos, &ev);
+	switch (ev) {
+	case KS_EV_CMD:
+		ks_on_cmd(w);
+		break;
+	case KS_EV_KEY:
+		ks_on_key(w);
+		break;
+	case KS_EV_END:
+		ks_on_end(w);
+		break;
+	case KS_EV_INVALID:
+		w->cnt->parse_errors++;
+		break;
+	}
+	return 0;
+}
+
+static long ks_rep_cb(__u64 i, void *ctx)
+{
+	struct ks_walk *w = ctx;
+	__u32 pos = w->pos;
+	int ev = 0;
+	__u8 c;
+
+	if (pos >= w->len)
+		return 1;
+	c = w->scr->buf[pos & KS_SCRATCH_MASK];
+	w->pos = pos + ks_rep_feed(&w->flow->rep, c, w->len - pos, &ev);
+	if (ev == KS_EV_REPLY) {
+		ks_on_reply(w);
+	} else if (ev == KS_EV_INVALID) {
+		w->cnt->parse_errors++;
+		/* replies can no longer be matched to requests */
+		w->flow->rep_seq = w->flow->req_seq;
+	}
+	return 0;
+}
+
+/*
+ * Bytes that can be consumed without looking at them (values being skipped,
+ * a lost stream): the walkers then need not copy them at all.
+ */
+static __always_inline __u32 ks_fast_skip(struct ks_flow *f, int dir, __u32 avail)
+{
+	if (dir == KS_DIR_REQ) {
+		if (f->req.state == KS_RQ_LOST)
+			return avail;
+		if (f->req.state == KS_RQ_BULK_DATA && f->req.role == KS_ROLE_SKIP && f->req.bulk_left >= avail)
+			return avail;
+	} else {
+		if (f->rep.state == KS_RP_LOST)
+			return avail;
+		if (f->rep.state == KS_RP_BULK && f->rep.bulk_left >= avail)
+			return avail;
+	}
+	return 0;
+}
+
+/* Consume `n` bytes the caller proved need not be looked at. */
+static __always_inline void ks_skip(struct ks_walk *w, int dir, __u32 n)
+{
+	int ev = 0;
+
+	if (dir == KS_DIR_REQ) {
+		ks_req_feed(&w->flow->req, 0, n, &ev);
+	} else {
+		ks_rep_feed(&w->flow->rep, 0, n, &ev);
+	}
+}
+
+/* Parse the `n` bytes now in scr->buf; returns the bytes consumed. */
+static __always_inline __u32 ks_parse_window(struct ks_walk *w, int dir, __u32 n)
+{
+	w->pos = 0;
+	w->len = n;
+	if (dir == KS_DIR_REQ)
+		bpf_loop(2 * KS_SCRATCH + 2, ks_req_cb, w, 0);
+	else
+		bpf_loop(KS_SCRATCH + 1, ks_rep_cb, w, 0);
+	return w->pos;
+}
+
+/* Start of a chunk: lets a lost parser resynchronise. */
+static __always_inline void ks_new_chunk(struct ks_flow *f, int dir)
+{
+	if (dir == KS_DIR_REQ)
+		ks_req_new_chunk(&f->req);
+	else
+		ks_rep_new_chunk(&f->rep);
+}
+
+static __always_inline void ks_lose(struct ks_flow *f, int dir)
+{
+	if (dir == KS_DIR_REQ) {
+		ks_req_lose(&f->req);
+	} else {
+		ks_rep_lose(&f->rep);
+		f->rep_seq = f->req_seq;
+	}
+}
+
+#endif

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Maps shared by every keyscope BPF object. Declared __weak so each .bpf.c
+ * can include this header and `bpftool gen object` links them into one.
+ */
+#ifndef KS_MAPS_BPF_H
+#define KS_MAPS_BPF_H
+
+#include "keyscope_abi.h"
+#include "proto/resp.h"
+
+/* One remembered request, waiting for its reply (latency, reply stats). */
+struct ks_pending {
+	__u64 ts_ns;
+	__u64 key_hash; /* first key of the command; valid if has_key */
+	__u32 seq;	/* request number on this connection */
+	__u32 cmd_bytes;
+	__u32 has_key;
+	__u32 _pad;
+};
+
+#define KS_FLOWF_REQ_SEQ 1 /* next_seq_req is known */
+#define KS_FLOWF_REP_SEQ 2 /* next_seq_rep is known */
+#define KS_FLOWF_FIN_REQ 4
+#define KS_FLOWF_FIN_REP 8
+
+/* Per-connection parser state (both capture paths). */
+struct ks_flow {
+	struct ks_resp_req req;
+	struct ks_resp_rep rep;
+	__u32 target;
+	__u32 flags;
+	__u32 next_seq_req; /* socket path: next expected TCP sequence number */
+	__u32 next_seq_rep;
+	__u64 sock;	    /* syscall path: struct sock * the fd pointed to */
+	__u32 req_seq;	    /* requests pushed to pending[] */
+	__u32 rep_seq;	    /* replies matched */
+	__u64 first_key_hash;
+	struct ks_pending pending[KS_PENDING];
+};
+
+/* Socket path flow key: the connection as seen from the server. */
+struct ks_flow_key {
+	__u8 caddr[16];
+	__u8 saddr[16];
+	__u16 cport;
+	__u16 sport;
+	__u32 _pad;
+};
+
+/* Syscall path flow key: the server's process and file descriptor. */
+struct ks_sys_flow_key {
+	__u32 tgid;
+	__u32 fd;
+};
+
+/* Global configuration written by the daemon. */
+struct ks_config {
+	__u32 gen; /* which key map / counters slot is being filled */
+	__u32 _pad;
+};
+
+/* Per-CPU scratch space: a window of payload and a key-stats template. */
+struct ks_scratch {
+	__u8 buf[KS_SCRATCH];
+	struct ks_key_stats init;
+};
+
+/** Command table: FNV-1a of the upper-cased name -> key positions. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, struct ks_cmd_spec);
+} ks_cmds SEC(".maps") __weak;
+
+/** Observed servers: listening address (or any) and port -> target id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * KS_MAX_TARGETS);
+	__type(key, struct ks_target_key);
+	__type(value, struct ks_target_val);
+} ks_targets SEC(".maps") __weak;
+
+/** Syscall path: processes observed -> 1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KS_MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, __u32);
+} ks_target_pids SEC(".maps") __weak;
+
+/** Per-key statistics of the interval being filled (gen 0 / gen 1); the
+ * daemon flips ks_config.gen and drains the other one. Size set at load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct ks_key_ref);
+	__type(value, struct ks_key_stats);
+} ks_keys0 SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct ks_key_ref);
+	__type(value, struct ks_key_stats);
+} ks_keys1 SEC(".maps") __weak;
+
+/** Per-target counters, indexed gen * KS_MAX_TARGETS + target. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2 * KS_MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, struct ks_counters);
+} ks_counters SEC(".maps") __weak;
+
+/** Socket path connections. LRU: abandoned connections age out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct ks_flow_key);
+	__type(value, struct ks_flow);
+} ks_flows SEC(".maps") __weak;
+
+/** Syscall path connections. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct ks_sys_flow_key);
+	__type(value, struct ks_flow);
+} ks_sys_flows SEC(".maps") __weak;
+
+/** A zeroed flow, the template for new connections (never written). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ks_flow);
+} ks_zero_flow SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ks_scratch);
+} ks_scratch SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ks_config);
+} ks_config SEC(".maps") __weak;
+
+#endif

@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Socket path: tc programs on the interfaces that carry a target's traffic.
+ * Ingress sees requests (to the server's port), egress sees replies (from
+ * it). Per-connection state follows TCP sequence numbers so retransmitted
+ * bytes are skipped and a gap resynchronises the parser.
+ * Never changes a packet's fate: every program returns TC_ACT_UNSPEC.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "defs.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#include "walk.bpf.h"
+
+static __always_inline long ks_copy_window(struct ks_chunk *ck, __u32 n)
+{
+	return bpf_skb_load_bytes(ck->src, ck->off, ck->w.scr->buf, n);
+}
+
+static __always_inline void ks_addr4(__u8 *dst, __be32 a)
+{
+	/* v4-mapped IPv6: ::ffff:a.b.c.d */
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &a, 4);
+}
+
+static __always_inline struct ks_target_val *ks_find_target(struct ks_target_key *tk)
+{
+	struct ks_target_val *tv = bpf_map_lookup_elem(&ks_targets, tk);
+
+	if (tv)
+		return tv;
+	__builtin_memset(tk->addr, 0, sizeof(tk->addr)); /* listening on any address */
+	return bpf_map_lookup_elem(&ks_targets, tk);
+}
+
+static __always_inline void ks_tc(struct __sk_buff *skb, int dir)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ks_flow_key fk = {};
+	struct ks_target_key tk = {};
+	struct ks_chunk ck = {};
+	struct ks_target_val *tv;
+	struct ks_counters *cnt;
+	struct ks_scratch *scr;
+	struct ks_flow *f;
+	struct tcphdr *th;
+	__u32 l4_off, payload_off, payload_len, ip_payload, seq, zero = 0, gen;
+	__u16 sport, dport;
+	__s32 diff;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = data + ETH_HLEN;
+
+		if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_TCP)
+			return;
+		if (ip->frag_off & bpf_htons(0x3fff))
+			return; /* fragments: not parsed */
+		l4_off = ETH_HLEN + ip->ihl * 4;
+		ip_payload = bpf_ntohs(ip->tot_len) - ip->ihl * 4;
+		ks_addr4(fk.caddr, dir == KS_DIR_REQ ? ip->saddr : ip->daddr);
+		ks_addr4(fk.saddr, dir == KS_DIR_REQ ? ip->daddr : ip->saddr);
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data + ETH_HLEN;
+
+		if ((void *)(ip6 + 1) > data_end || ip6->nexthdr != IPPROTO_TCP)
+			return; /* extension headers: not parsed */
+		l4_off = ETH_HLEN + sizeof(*ip6);
+		ip_payload = bpf_ntohs(ip6->payload_len);
+		__builtin_memcpy(fk.caddr, dir == KS_DIR_REQ ? &ip6->saddr : &ip6->daddr, 16);
+		__builtin_memcpy(fk.saddr, dir == KS_DIR_REQ ? &ip6->daddr : &ip6->saddr, 16);
+	} else {
+		return;
+	}
+	if (l4_off > 120)
+		return;
+	th = data + l4_off;
+	if ((void *)(th + 1) > data_end)
+		return;
+	sport = th->source;
+	dport = th->dest;
+	fk.cport = dir == KS_DIR_REQ ? sport : dport;
+	fk.sport = dir == KS_DIR_REQ ? dport : sport;
+
+	__builtin_memcpy(tk.addr, fk.saddr, 16);
+	tk.port = fk.sport;
+	tv = ks_find_target(&tk);
+	if (!tv)
+		return; /* not a target: costs a header parse and one lookup */
+
+	if (th->doff * 4 > ip_payload)
+		return;
+	payload_len = ip_payload - th->doff * 4;
+	payload_off = l4_off + th->doff * 4;
+	seq = bpf_ntohl(th->seq);
+
+	gen = ks_current_gen();
+	cnt = ks_counters_get(gen, tv->id);
+	scr = bpf_map_lookup_elem(&ks_scratch, &zero);
+	if (!cnt || !scr)
+		return;
+
+	f = bpf_map_lookup_elem(&ks_flows, &fk);
+	if (th->rst) {
+		if (f)
+			bpf_map_delete_elem(&ks_flows, &fk);
+		return;
+	}
+	if (!f || (th->syn && dir == KS_DIR_REQ)) {
+		struct ks_flow *tmpl;
+
+		if (!f && payload_len == 0 && !th->syn)
+			return;
+		tmpl = bpf_map_lookup_elem(&ks_zero_flow, &zero);
+		if (!tmpl)
+			return;
+		/* a new connection, or a reused 4-tuple: start from zero */
+		bpf_map_update_elem(&ks_flows, &fk, tmpl, BPF_ANY);
+		f = bpf_map_lookup_elem(&ks_flows, &fk);
+		if (!f) {
+			cnt->flow_full++;
+			return;
+		}
+		f->target = tv->id;
+		if (!th->syn) {
+			/* joined mid-stream: wait for a segment that starts a message */
+			ks_lose(f, KS_DIR_REQ);
+			ks_lose(f, KS_DIR_REP);
+		}
+	}
+
+	if (dir == KS_DIR_REQ) {
+		if (th->syn) {
+			f->next_seq_req = seq + 1;
+			f->flags |= KS_FLOWF_REQ_SEQ;
+		}
+		if (th->fin)
+			f->flags |= KS_FLOWF_FIN_REQ;
+	} else {
+		if (th->syn) {
+			f->next_seq_rep = seq + 1;
+			f->flags |= KS_FLOWF_REP_SEQ;
+		}
+		if (th->fin)
+			f->flags |= KS_FLOWF_FIN_REP;
+	}
+	if (payload_len == 0 || th->syn)
+		goto out;
+
+	if (dir == KS_DIR_REQ) {
+		if (!(f->flags & KS_FLOWF_REQ_SEQ)) {
+			f->next_seq_req = seq;
+			f->flags |= KS_FLOWF_REQ_SEQ;
+		}
+		diff = (__s32)(seq - f->next_seq_req);
+	} else {
+		if (!(f->flags & KS_FLOWF_REP_SEQ)) {
+			f->next_seq_rep = seq;
+			f->flags |= KS_FLOWF_REP_SEQ;
+		}
+		diff = (__s32)(seq - f->next_seq_rep);
+	}
+	ck.off = payload_off;
+	if (diff > 0) {
+		/* bytes we never saw: resynchronise at a message start */
+		cnt->seq_gaps++;
+		ks_lose(f, dir);
+	} else if (diff < 0) {
+		if ((__u32)(-diff) >= payload_len) {
+			cnt->seq_retrans++; /* all seen before: never count twice */
+			goto out;
+		}
+		cnt->seq_retrans++;
+		ck.off += -diff;
+	}
+	if (dir == KS_DIR_REQ)
+		f->next_seq_req = seq + payload_len;
+	else
+		f->next_seq_rep = seq + payload_len;
+
+	ck.w.flow = f;
+	ck.w.scr = scr;
+	ck.w.cnt = cnt;
+	ck.w.now = bpf_ktime_get_ns();
+	ck.w.gen = gen;
+	ck.src = skb;
+	ck.end = payload_off + payload_len;
+	ck.dir = dir;
+	ks_walk_chunk(&ck, 1);
+out:
+	if ((f->flags & (KS_FLOWF_FIN_REQ | KS_FLOWF_FIN_REP)) == (KS_FLOWF_FIN_REQ | KS_FLOWF_FIN_REP))
+		bpf_map_delete_elem(&ks_flows, &fk);
+}
+
+SEC("tc")
+int ks_tc_ingress(struct __sk_buff *skb)
+{
+	ks_tc(skb, KS_DIR_REQ);
+	return TC_ACT_UNSPEC;
+}
+
+SEC("tc")
+int ks_tc_egress(struct __sk_buff *skb)
+{
+	ks_tc(skb, KS_DIR_REP);
+	return TC_ACT_UNSPEC;
+}
