@@ -1,0 +1,80 @@
+// Per-key and per-target statistics as the daemon keeps them: pure data and
+// arithmetic, fed by the collector (or by tests) with no kernel involved.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+extern "C" {
+#include "keyscope_abi.h"
+}
+
+namespace keyscope {
+
+using LatencyHistogram = std::array<std::uint64_t, KS_LAT_BUCKETS>;
+
+/// Counters of one target (server) over an interval or the whole run.
+struct Totals {
+    std::uint64_t requests = 0, key_ops = 0, keyless = 0, unknown_cmds = 0, replies = 0, errors = 0,
+                  redirects = 0, unattributed = 0, reply_unmatched = 0, parse_errors = 0, seq_retrans = 0,
+                  seq_gaps = 0, flow_full = 0, truncated_windows = 0, bytes_in = 0, bytes_out = 0;
+
+    Totals& operator+=(const Totals& o);
+    static Totals from_bpf(const ks_counters& c);
+};
+
+/// One key's statistics (an interval's delta, or cumulative).
+struct KeyStats {
+    std::uint32_t target = 0;
+    std::uint64_t hash = 0;
+    std::string key;  // stored bytes (at most KS_KEY_MAX)
+    std::uint32_t key_len = 0;
+    bool truncated = false;
+    bool named = true;  // false while only replies have been seen
+    std::uint64_t reads = 0, writes = 0, errors = 0, redirects = 0, bytes_in = 0, bytes_out = 0,
+                  max_value = 0;
+    LatencyHistogram lat{};
+
+    std::uint64_t ops() const { return reads + writes; }
+    void merge(const KeyStats& o);
+    static KeyStats from_bpf(const ks_key_ref& ref, const ks_key_stats& s);
+};
+
+/// Latency quantile (0 < q <= 1) in microseconds from a histogram; 0 if empty.
+double quantile_us(const LatencyHistogram& h, double q);
+
+/// The `n` keys with most operations, ties broken by key bytes (stable output).
+std::vector<KeyStats> top_keys(const std::vector<KeyStats>& keys, std::size_t n);
+
+/// Everything one collection produced.
+struct IntervalData {
+    std::vector<Totals> per_target;  // indexed by target id
+    std::vector<KeyStats> keys;
+};
+
+/// Cumulative per-key table; also remembers key names so that keys first seen
+/// through a reply in a later interval are shown by name.
+class KeyTable {
+public:
+    void add(const KeyStats& k);
+    /// Fills in names of reply-only entries from keys seen before.
+    void name_keys(std::vector<KeyStats>& keys) const;
+    std::vector<KeyStats> all() const;
+    std::size_t size() const { return keys_.size(); }
+
+private:
+    struct Id {
+        std::uint32_t target;
+        std::uint64_t hash;
+        bool operator==(const Id&) const = default;
+    };
+    struct IdHash {
+        std::size_t operator()(const Id& id) const { return id.hash ^ (std::size_t(id.target) << 1); }
+    };
+    std::unordered_map<Id, KeyStats, IdHash> keys_;
+};
+
+}  // namespace keyscope

@@ -1,0 +1,51 @@
+#include "output/key_format.hpp"
+
+#include <cstdio>
+
+#include "util/error.hpp"
+
+namespace keyscope {
+
+Redaction parse_redaction(std::string_view text) {
+    if (text == "none") return Redaction::none;
+    if (text == "hash") return Redaction::hash;
+    if (text == "prefix") return Redaction::prefix;
+    throw Error("--redact: bad value '" + std::string(text) + "' (use none, hash or prefix)");
+}
+
+std::string escape_key(std::string_view bytes) {
+    std::string out;
+    out.reserve(bytes.size());
+    for (unsigned char c : bytes) {
+        if (c == '\\') {
+            out += "\\\\";
+        } else if (c >= 0x20 && c < 0x7f) {
+            out += static_cast<char>(c);
+        } else {
+            char buf[5];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        }
+    }
+    return out;
+}
+
+std::string KeyFormatter::format(std::string_view bytes, bool truncated, std::uint64_t hash) const {
+    switch (mode_) {
+    case Redaction::hash: {
+        char buf[20];
+        std::snprintf(buf, sizeof buf, "#%016llx", static_cast<unsigned long long>(hash));
+        return buf;
+    }
+    case Redaction::prefix: {
+        auto pos = bytes.find(delimiter_);
+        if (pos == std::string_view::npos) return "*";
+        return escape_key(bytes.substr(0, pos + 1)) + "*";
+    }
+    case Redaction::none:
+        break;
+    }
+    return escape_key(bytes) + (truncated ? "..." : "");
+}
+
+}  // namespace keyscope

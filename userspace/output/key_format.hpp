@@ -1,0 +1,35 @@
+// How a key is shown in every output. Redaction is one switch applied here,
+// so no output can show a key another one hides.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace keyscope {
+
+enum class Redaction { none, hash, prefix };
+
+/// Parses "none" | "hash" | "prefix"; throws keyscope::Error otherwise.
+Redaction parse_redaction(std::string_view text);
+
+/// Escapes key bytes unambiguously: printable ASCII as is, '\' as "\\",
+/// every other byte as "\xHH" (lower-case hex).
+std::string escape_key(std::string_view bytes);
+
+class KeyFormatter {
+public:
+    explicit KeyFormatter(Redaction mode = Redaction::none, char delimiter = ':')
+        : mode_(mode), delimiter_(delimiter) {}
+
+    /// The key as outputs show it: escaped, "..." appended when truncated;
+    /// or "#<hash>" (hash mode); or "<prefix><delim>*" (prefix mode).
+    std::string format(std::string_view bytes, bool truncated, std::uint64_t hash) const;
+    Redaction mode() const { return mode_; }
+
+private:
+    Redaction mode_;
+    char delimiter_;
+};
+
+}  // namespace keyscope
