@@ -115,4 +115,10 @@ struct ks_counters {
 	__u64 bytes_out;
 };
 
+/* Global configuration written by the daemon (array map ks_config[0]). */
+struct ks_config {
+	__u32 gen; /* which key map / counters slot the programs fill */
+	__u32 _pad;
+};
+
 #endif /* KEYSCOPE_ABI_H */

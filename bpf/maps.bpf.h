@@ -54,12 +54,6 @@ struct ks_sys_flow_key {
 	__u32 fd;
 };
 
-/* Global configuration written by the daemon. */
-struct ks_config {
-	__u32 gen; /* which key map / counters slot is being filled */
-	__u32 _pad;
-};
-
 /* Per-CPU scratch space: a window of payload and a key-stats template. */
 struct ks_scratch {
 	__u8 buf[KS_SCRATCH];

@@ -1,0 +1,195 @@
+#include "bpf/probes.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <net/if.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdarg>
+#include <cstring>
+#include <set>
+
+#include "keyscope_bpf.skel.h"
+#include "proto/redis_commands.hpp"
+#include "util/error.hpp"
+
+namespace keyscope {
+namespace {
+
+// tcx attach types (kernel 6.6+); libbpf 1.1 predates their enum names.
+constexpr int kTcxIngress = 46;
+constexpr int kTcxEgress = 47;
+
+int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list args) {
+    if (level == LIBBPF_DEBUG && !spdlog::should_log(spdlog::level::trace)) return 0;
+    char buf[1024];
+    std::vsnprintf(buf, sizeof buf, fmt, args);
+    std::string msg(buf);
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    spdlog::debug("libbpf: {}", msg);
+    return 0;
+}
+
+// Interfaces whose traffic can reach the targets: loopback always (local
+// clients reach even a non-loopback address through lo), plus the interface
+// owning each target address, or every interface that is up for "any address".
+std::set<std::string> interfaces_for(const std::vector<Target>& targets) {
+    std::set<std::string> names{"lo"};
+    ifaddrs* ifs = nullptr;
+    if (getifaddrs(&ifs) != 0) return names;
+    for (auto* i = ifs; i; i = i->ifa_next) {
+        if (!i->ifa_addr || !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK)) continue;
+        int fam = i->ifa_addr->sa_family;
+        if (fam != AF_INET && fam != AF_INET6) continue;
+        std::array<std::uint8_t, 16> a{};
+        if (fam == AF_INET) {
+            a[10] = a[11] = 0xff;
+            std::memcpy(a.data() + 12, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, 4);
+        } else {
+            std::memcpy(a.data(), &reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr, 16);
+        }
+        for (const auto& t : targets)
+            if (t.any_address() || t.addr == a) names.insert(i->ifa_name);
+    }
+    freeifaddrs(ifs);
+    return names;
+}
+
+}  // namespace
+
+ProbeKind parse_probe(const std::string& text) {
+    if (text == "socket") return ProbeKind::socket;
+    if (text == "syscall") return ProbeKind::syscall;
+    throw Error("--probe: bad value '" + text + "' (use socket or syscall)");
+}
+
+const char* probe_name(ProbeKind kind) { return kind == ProbeKind::socket ? "socket" : "syscall"; }
+
+void check_bpf_prerequisites() {
+    if (geteuid() != 0)
+        throw Error("keyscope needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN) to load BPF programs: run it with sudo");
+    struct stat st {};
+    if (stat("/sys/kernel/btf/vmlinux", &st) != 0)
+        throw Error("this kernel exposes no BTF (/sys/kernel/btf/vmlinux missing): keyscope needs a kernel built "
+                    "with CONFIG_DEBUG_INFO_BTF=y (Linux 6.6 or later)");
+}
+
+Probes::Probes(const ProbeOptions& opts) {
+    libbpf_set_print(libbpf_log);
+    skel_ = keyscope_bpf__open();
+    if (!skel_) throw Error("opening the BPF object failed: " + errno_text(errno));
+    try {
+        bpf_map__set_max_entries(skel_->maps.ks_keys0, opts.max_keys);
+        bpf_map__set_max_entries(skel_->maps.ks_keys1, opts.max_keys);
+        bpf_map__set_max_entries(skel_->maps.ks_flows, opts.max_flows);
+        bpf_map__set_max_entries(skel_->maps.ks_sys_flows, opts.max_flows);
+        bool socket = opts.kind == ProbeKind::socket;
+        // load only the path asked for: the other would cost verifier time
+        bpf_program__set_autoload(skel_->progs.ks_tc_ingress, socket);
+        bpf_program__set_autoload(skel_->progs.ks_tc_egress, socket);
+        bpf_program__set_autoload(skel_->progs.ks_sys_exit, !socket);
+        if (socket) {
+            bpf_program__set_expected_attach_type(skel_->progs.ks_tc_ingress,
+                                                  static_cast<bpf_attach_type>(kTcxIngress));
+            bpf_program__set_expected_attach_type(skel_->progs.ks_tc_egress,
+                                                  static_cast<bpf_attach_type>(kTcxEgress));
+        }
+        int err = keyscope_bpf__load(skel_);
+        if (err)
+            throw Error("loading the BPF programs failed: " + errno_text(err) +
+                        " (run with -v for the verifier log)");
+        fill_maps(opts);
+        if (socket)
+            attach_tc(opts);
+        else
+            attach_syscalls();
+    } catch (...) {
+        for (int fd : links_) close(fd);
+        keyscope_bpf__destroy(skel_);
+        throw;
+    }
+}
+
+Probes::~Probes() {
+    for (int fd : links_) close(fd);
+    keyscope_bpf__destroy(skel_);
+}
+
+void Probes::fill_maps(const ProbeOptions& opts) {
+    int cmds = bpf_map__fd(skel_->maps.ks_cmds);
+    for (const auto& c : proto::redis_commands()) {
+        std::uint64_t h = proto::command_hash(c.name);
+        ks_cmd_spec spec = proto::to_spec(c);
+        if (bpf_map_update_elem(cmds, &h, &spec, BPF_ANY))
+            throw Error("filling the command table failed: " + errno_text(errno));
+    }
+    int targets = bpf_map__fd(skel_->maps.ks_targets);
+    int pids = bpf_map__fd(skel_->maps.ks_target_pids);
+    for (std::uint32_t id = 0; id < opts.targets.size(); ++id) {
+        const auto& t = opts.targets[id];
+        ks_target_key k{};
+        std::memcpy(k.addr, t.addr.data(), 16);
+        k.port = htons(t.port);
+        ks_target_val v{id, KS_PROTO_REDIS};
+        if (bpf_map_update_elem(targets, &k, &v, BPF_ANY))
+            throw Error("registering target " + t.server() + " failed: " + errno_text(errno));
+        if (t.pid) {
+            std::uint32_t pid = static_cast<std::uint32_t>(t.pid);
+            bpf_map_update_elem(pids, &pid, &id, BPF_ANY);
+        }
+    }
+}
+
+void Probes::attach_tc(const ProbeOptions& opts) {
+    for (const auto& name : interfaces_for(opts.targets)) {
+        int ifindex = static_cast<int>(if_nametoindex(name.c_str()));
+        if (!ifindex) continue;
+        struct {
+            bpf_program* prog;
+            int type;
+            const char* dir;
+        } hooks[] = {{skel_->progs.ks_tc_ingress, kTcxIngress, "ingress"},
+                     {skel_->progs.ks_tc_egress, kTcxEgress, "egress"}};
+        for (const auto& h : hooks) {
+            int fd = bpf_link_create(bpf_program__fd(h.prog), ifindex, static_cast<bpf_attach_type>(h.type),
+                                     nullptr);
+            if (fd < 0)
+                throw Error(std::string("attaching the tc ") + h.dir + " program to " + name +
+                            " failed: " + errno_text(fd) + " (tcx needs Linux 6.6 or later)");
+            links_.push_back(fd);
+            points_.push_back(std::string("tcx ") + h.dir + " " + name);
+        }
+    }
+}
+
+void Probes::attach_syscalls() {
+    bpf_link* link = bpf_program__attach(skel_->progs.ks_sys_exit);
+    if (!link) throw Error("attaching the tp_btf/sys_exit program failed: " + errno_text(errno));
+    // keep the fd, let libbpf forget the wrapper: closing the fd detaches
+    int fd = dup(bpf_link__fd(link));
+    bpf_link__destroy(link);
+    if (fd < 0) throw Error("duplicating the sys_exit link failed: " + errno_text(errno));
+    links_.push_back(fd);
+    points_.push_back("tp_btf sys_exit");
+}
+
+int Probes::keys_fd(std::uint32_t gen) const {
+    return bpf_map__fd(gen & 1 ? skel_->maps.ks_keys1 : skel_->maps.ks_keys0);
+}
+
+int Probes::counters_fd() const { return bpf_map__fd(skel_->maps.ks_counters); }
+
+void Probes::set_gen(std::uint32_t gen) {
+    std::uint32_t zero = 0;
+    ks_config cfg{};
+    cfg.gen = gen & 1;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ks_config), &zero, &cfg, BPF_ANY))
+        throw Error("switching the collection generation failed: " + errno_text(errno));
+}
+
+}  // namespace keyscope

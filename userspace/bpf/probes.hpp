@@ -1,0 +1,55 @@
+// Loads and attaches keyscope's BPF programs; the only code that touches the
+// generated skeleton. Everything it attaches is a bpf_link owned by this
+// process, so the kernel detaches it when keyscope exits, even on SIGKILL.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "target/target.hpp"
+
+struct keyscope_bpf;  // generated skeleton, see probes.cpp
+
+namespace keyscope {
+
+enum class ProbeKind { socket, syscall };
+
+ProbeKind parse_probe(const std::string& text);
+const char* probe_name(ProbeKind kind);
+
+struct ProbeOptions {
+    ProbeKind kind = ProbeKind::socket;
+    std::vector<Target> targets;      // index = target id
+    std::uint32_t max_keys = 16384;   // entries per key map (two maps)
+    std::uint32_t max_flows = 8192;   // connections tracked
+};
+
+/// Checks what BPF needs before anything is loaded; throws a one-line Error.
+void check_bpf_prerequisites();
+
+class Probes {
+public:
+    explicit Probes(const ProbeOptions& opts);
+    ~Probes();
+    Probes(const Probes&) = delete;
+    Probes& operator=(const Probes&) = delete;
+
+    int keys_fd(std::uint32_t gen) const;
+    int counters_fd() const;
+    void set_gen(std::uint32_t gen);
+    /// Where the programs are attached, e.g. "tc ingress lo".
+    const std::vector<std::string>& attach_points() const { return points_; }
+
+private:
+    void fill_maps(const ProbeOptions& opts);
+    void attach_tc(const ProbeOptions& opts);
+    void attach_syscalls();
+
+    keyscope_bpf* skel_ = nullptr;
+    std::vector<int> links_;
+    std::vector<std::string> points_;
+};
+
+}  // namespace keyscope
