@@ -1,0 +1,204 @@
+// Real processes for integration tests: a redis-server on a free port, a
+// keyscope daemon whose JSON Lines the test reads, and a raw RESP client
+// whose exact bytes the test knows.
+#pragma once
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../unit/resp_driver.hpp"
+
+namespace keyscope::test {
+
+inline int free_port() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("bind");
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+inline int connect_tcp(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+inline pid_t spawn(const std::vector<std::string>& argv, int* stdout_fd = nullptr) {
+    int pipefd[2] = {-1, -1};
+    if (stdout_fd && pipe(pipefd) != 0) throw std::runtime_error("pipe");
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (stdout_fd) {
+            dup2(pipefd[1], 1);
+            close(pipefd[0]);
+            close(pipefd[1]);
+        } else {
+            int devnull = open("/dev/null", O_WRONLY);
+            dup2(devnull, 1);
+        }
+        std::vector<char*> args;
+        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        execvp(args[0], args.data());
+        _exit(127);
+    }
+    if (stdout_fd) {
+        close(pipefd[1]);
+        *stdout_fd = pipefd[0];
+    }
+    return pid;
+}
+
+class RedisServer {
+public:
+    RedisServer() : port_(free_port()) {
+        pid_ = spawn({"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "",
+                      "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"});
+        for (int i = 0; i < 200; ++i) {
+            int fd = connect_tcp(port_);
+            if (fd >= 0) {
+                close(fd);
+                return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        throw std::runtime_error("redis-server did not start on port " + std::to_string(port_));
+    }
+    ~RedisServer() {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+    }
+    int port() const { return port_; }
+    pid_t pid() const { return pid_; }
+
+private:
+    int port_;
+    pid_t pid_;
+};
+
+/// A client that sends exact bytes and waits for exactly N replies.
+class RespClient {
+public:
+    explicit RespClient(int port) : fd_(connect_tcp(port)) {
+        if (fd_ < 0) throw std::runtime_error("connect failed");
+    }
+    ~RespClient() { close(fd_); }
+    /// Sends `bytes` (one write) and reads until `replies` more replies came.
+    std::vector<ParsedReply> roundtrip(const std::string& bytes, std::size_t replies) {
+        std::size_t off = 0;
+        while (off < bytes.size()) {
+            ssize_t n = write(fd_, bytes.data() + off, bytes.size() - off);
+            if (n <= 0) throw std::runtime_error("write failed");
+            off += static_cast<std::size_t>(n);
+        }
+        std::size_t want = parser_.replies.size() + replies;
+        char buf[65536];
+        while (parser_.replies.size() < want) {
+            pollfd p{fd_, POLLIN, 0};
+            if (poll(&p, 1, 5000) <= 0) throw std::runtime_error("timed out waiting for replies");
+            ssize_t n = read(fd_, buf, sizeof buf);
+            if (n <= 0) throw std::runtime_error("connection closed");
+            parser_.chunk(std::string_view(buf, static_cast<std::size_t>(n)));
+        }
+        return {parser_.replies.end() - static_cast<std::ptrdiff_t>(replies), parser_.replies.end()};
+    }
+
+private:
+    int fd_;
+    ReplyDriver parser_;
+};
+
+/// keyscope run ... -o json, read line by line.
+class Daemon {
+public:
+    explicit Daemon(std::vector<std::string> args) {
+        args.insert(args.begin(), {KEYSCOPE_BIN, "run", "-o", "json"});
+        pid_ = spawn(args, &out_);
+        auto ready = next_line(std::chrono::seconds(30));
+        if (!ready) throw std::runtime_error("keyscope exited before it was ready");
+        ready_ = nlohmann::json::parse(*ready);
+        if (ready_["type"] != "ready") throw std::runtime_error("first line is not ready: " + *ready);
+    }
+    ~Daemon() {
+        if (pid_ > 0) {
+            kill(pid_, SIGKILL);
+            waitpid(pid_, nullptr, 0);
+        }
+        close(out_);
+    }
+    const nlohmann::json& ready() const { return ready_; }
+
+    /// SIGINT, then every line until exit; returns (intervals, summary) and the exit status.
+    std::vector<nlohmann::json> stop(int* status) {
+        kill(pid_, SIGINT);
+        std::vector<nlohmann::json> lines;
+        while (auto l = next_line(std::chrono::seconds(30))) lines.push_back(nlohmann::json::parse(*l));
+        waitpid(pid_, status, 0);
+        pid_ = -1;
+        return lines;
+    }
+
+private:
+    std::optional<std::string> next_line(std::chrono::seconds timeout) {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            auto nl = buf_.find('\n');
+            if (nl != std::string::npos) {
+                std::string line = buf_.substr(0, nl);
+                buf_.erase(0, nl + 1);
+                return line;
+            }
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) return std::nullopt;
+            pollfd p{out_, POLLIN, 0};
+            if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return std::nullopt;
+            char chunk[65536];
+            ssize_t n = read(out_, chunk, sizeof chunk);
+            if (n <= 0) return std::nullopt;
+            buf_.append(chunk, static_cast<std::size_t>(n));
+        }
+    }
+
+    pid_t pid_ = -1;
+    int out_ = -1;
+    std::string buf_;
+    nlohmann::json ready_;
+};
+
+/// Why BPF tests cannot run here, or empty if they can.
+inline std::string bpf_unavailable() {
+    if (geteuid() != 0) return "not root";
+    struct stat st {};
+    if (stat("/sys/kernel/btf/vmlinux", &st) != 0) return "kernel has no BTF";
+    return {};
+}
+
+}  // namespace keyscope::test
