@@ -23,8 +23,8 @@ struct ks_walk {
 	struct ks_counters *cnt;
 	__u64 now;
 	__u32 gen;
-	__u32 pos; /* next byte of scr->buf */
-	__u32 len; /* bytes in scr->buf */
+	__u32 pos; /* next byte of scr->win.buf */
+	__u32 len; /* bytes in scr->win.buf */
 	__u32 _pad;
 };
 
@@ -198,12 +198,10 @@ static long ks_req_cb(__u64 i, void *ctx)
 	struct ks_walk *w = ctx;
 	__u32 pos = w->pos;
 	int ev = 0;
-	__u8 c;
 
 	if (pos >= w->len)
 		return 1;
-	c = w->scr->buf[pos & KS_SCRATCH_MASK];
-	w->pos = pos + ks_req_feed(&w->flow->req, c, w->len - pos, &ev);
+	w->pos = pos + ks_req_step(&w->flow->req, &w->scr->win, pos, w->len, &ev);
 	switch (ev) {
 	case KS_EV_CMD:
 		ks_on_cmd(w);
@@ -226,12 +224,10 @@ static long ks_rep_cb(__u64 i, void *ctx)
 	struct ks_walk *w = ctx;
 	__u32 pos = w->pos;
 	int ev = 0;
-	__u8 c;
 
 	if (pos >= w->len)
 		return 1;
-	c = w->scr->buf[pos & KS_SCRATCH_MASK];
-	w->pos = pos + ks_rep_feed(&w->flow->rep, c, w->len - pos, &ev);
+	w->pos = pos + ks_rep_step(&w->flow->rep, &w->scr->win, pos, w->len, &ev);
 	if (ev == KS_EV_REPLY) {
 		ks_on_reply(w);
 	} else if (ev == KS_EV_INVALID) {
@@ -274,7 +270,7 @@ static __always_inline void ks_skip(struct ks_walk *w, int dir, __u32 n)
 	}
 }
 
-/* Parse the `n` bytes now in scr->buf; returns the bytes consumed. */
+/* Parse the `n` bytes now in scr->win.buf; returns the bytes consumed. */
 static __always_inline __u32 ks_parse_window(struct ks_walk *w, int dir, __u32 n)
 {
 	w->pos = 0;

@@ -56,7 +56,7 @@ struct ks_sys_flow_key {
 
 /* Per-CPU scratch space: a window of payload and a key-stats template. */
 struct ks_scratch {
-	__u8 buf[KS_SCRATCH];
+	struct ks_window win;
 	struct ks_key_stats init;
 };
 

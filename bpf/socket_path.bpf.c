@@ -18,7 +18,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 static __always_inline long ks_copy_window(struct ks_chunk *ck, __u32 n)
 {
-	return bpf_skb_load_bytes(ck->src, ck->off, ck->w.scr->buf, n);
+	return bpf_skb_load_bytes(ck->src, ck->off, ck->w.scr->win.buf, n);
 }
 
 static __always_inline void ks_addr4(__u8 *dst, __be32 a)

@@ -32,7 +32,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 static __always_inline long ks_copy_window(struct ks_chunk *ck, __u32 n)
 {
-	return bpf_probe_read_user(ck->w.scr->buf, n, (const __u8 *)ck->src + ck->off);
+	return bpf_probe_read_user(ck->w.scr->win.buf, n, (const __u8 *)ck->src + ck->off);
 }
 
 /* The target an fd of a target process belongs to, or -1. */

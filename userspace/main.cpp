@@ -23,17 +23,22 @@ int main(int argc, char** argv) {
     RunOptions opts;
     std::string interval = "2s", duration, output = "text", probe = "socket", redact = "none";
     run_cmd->add_option("-t,--target", opts.targets, "redis://HOST:PORT (repeatable); default: auto-detect");
-    run_cmd->add_option("--pid", opts.pids, "process of each --target, for the syscall path (default: found)");
-    run_cmd->add_option("-i,--interval", interval, "reporting interval, e.g. 1s, 500ms")->capture_default_str();
+    run_cmd->add_option("--pid", opts.pids,
+                        "process of each --target, for the syscall path (default: found)");
+    run_cmd->add_option("-i,--interval", interval, "reporting interval, e.g. 1s, 500ms")
+        ->capture_default_str();
     run_cmd->add_option("-d,--duration", duration, "stop after this long (default: until Ctrl-C)");
-    run_cmd->add_option("-n,--top", opts.top, "keys listed per interval")->capture_default_str()
+    run_cmd->add_option("-n,--top", opts.top, "keys listed per interval")
+        ->capture_default_str()
         ->check(CLI::Range(1, 100000));
     run_cmd->add_option("-o,--output", output, "text or json (JSON Lines)")->capture_default_str();
     run_cmd->add_option("--probe", probe, "capture path: socket (tc, default) or syscall (tp_btf)")
         ->capture_default_str();
-    run_cmd->add_option("--redact", redact, "show keys as none (as they are), hash, or prefix")->capture_default_str();
+    run_cmd->add_option("--redact", redact, "show keys as none (as they are), hash, or prefix")
+        ->capture_default_str();
     run_cmd->add_option("--max-keys", opts.max_keys, "distinct keys per interval held in the kernel")
-        ->capture_default_str()->check(CLI::Range(16, 4 * 1024 * 1024));
+        ->capture_default_str()
+        ->check(CLI::Range(16, 4 * 1024 * 1024));
 
     try {
         app.parse(argc, argv);

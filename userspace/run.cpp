@@ -19,7 +19,9 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
-void on_signal(int) { g_stop = true; }
+void on_signal(int) {
+    g_stop = true;
+}
 
 double now_unix() {
     return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -31,9 +33,10 @@ std::vector<Target> resolve_targets(const RunOptions& opts) {
     if (targets.empty()) {
         targets = discover_redis();
         if (targets.empty())
-            throw Error("no Redis server is listening on this host: pass --target redis://HOST:PORT "
-                        "(or run scripts/run for a demo)",
-                        2);
+            throw Error(
+                "no Redis server is listening on this host: pass --target redis://HOST:PORT "
+                "(or run scripts/run for a demo)",
+                2);
     }
     if (targets.size() > KS_MAX_TARGETS)
         throw Error("too many targets (" + std::to_string(targets.size()) + "), at most " +
@@ -81,7 +84,8 @@ int run(const RunOptions& opts) {
     for (const auto& p : probes.attach_points()) spdlog::info("attached {}", p);
     {
         std::string text = "keyscope: observing";
-        for (const auto& t : targets) text += " " + t.server() + (t.pid ? " (pid " + std::to_string(t.pid) + ")" : "");
+        for (const auto& t : targets)
+            text += " " + t.server() + (t.pid ? " (pid " + std::to_string(t.pid) + ")" : "");
         text += std::string(" via the ") + probe_name(opts.probe) + " path";
         emit(opts, ready_json(ctx, probe_name(opts.probe)), text);
     }
@@ -101,7 +105,8 @@ int run(const RunOptions& opts) {
         for (std::size_t i = 0; i < d.per_target.size(); ++i) summary.per_target[i] += d.per_target[i];
         double secs = std::chrono::duration<double>(at - last).count();
         last = at;
-        emit(opts, interval_json("interval", now_unix(), secs, d, ctx), interval_text("interval", secs, d, ctx));
+        emit(opts, interval_json("interval", now_unix(), secs, d, ctx),
+             interval_text("interval", secs, d, ctx));
     };
 
     bool stop = false;
@@ -117,7 +122,8 @@ int run(const RunOptions& opts) {
 
     summary.keys = cumulative.all();
     double secs = std::chrono::duration<double>(clock::now() - start).count();
-    emit(opts, interval_json("summary", now_unix(), secs, summary, ctx), interval_text("summary", secs, summary, ctx));
+    emit(opts, interval_json("summary", now_unix(), secs, summary, ctx),
+         interval_text("summary", secs, summary, ctx));
     return 0;
 }
 

@@ -473,11 +473,47 @@ static __always_inline void ks_rep_element_done(struct ks_resp_rep *rp, int *ev)
 	}
 }
 
+/* A number line of the element in progress ended (after its '\n'). */
+static __always_inline __u32 ks_rep_number_done(struct ks_resp_rep *rp, __u32 avail, int *ev)
+{
+	__u32 n = rp->num;
+
+	if (rp->flags & KS_RPF_NEG) {
+		/* only -1 (null) is legal */
+		if (n != 1)
+			return ks_rep_invalid(rp, avail, ev);
+		ks_rep_element_done(rp, ev);
+		return 0;
+	}
+	switch (rp->type) {
+	case '$': case '=': case '!':
+		rp->bulk_left = n;
+		rp->value_bytes += n;
+		rp->state = n ? KS_RP_BULK : KS_RP_BULK_CR;
+		return 0;
+	case '%':
+		n *= 2;
+		break;
+	case '|':
+		n = n * 2 + 1; /* attribute pairs, then the reply they annotate */
+		break;
+	default:
+		break;
+	}
+	if (rp->remaining + n < rp->remaining || rp->remaining + n > KS_RESP_MAX_COUNT)
+		return ks_rep_invalid(rp, avail, ev);
+	rp->remaining += n;
+	if (n == 0)
+		ks_rep_element_done(rp, ev);
+	else
+		rp->state = KS_RP_START;
+	return 0;
+}
+
 /* Feed the reply parser; same contract as ks_req_feed(). */
 static __always_inline __u32 ks_rep_feed(struct ks_resp_rep *rp, __u8 c, __u32 avail, int *ev)
 {
 	__u32 used = 1;
-	__u32 n;
 
 	*ev = KS_EV_NONE;
 	switch (rp->state) {
@@ -547,36 +583,8 @@ static __always_inline __u32 ks_rep_feed(struct ks_resp_rep *rp, __u8 c, __u32 a
 		if (c != '\n')
 			return ks_rep_invalid(rp, avail, ev);
 		rp->bytes++;
-		n = rp->num;
-		if (rp->flags & KS_RPF_NEG) {
-			/* only -1 (null) is legal */
-			if (n != 1)
-				return ks_rep_invalid(rp, avail, ev);
-			ks_rep_element_done(rp, ev);
-			return 1;
-		}
-		switch (rp->type) {
-		case '$': case '=': case '!':
-			rp->bulk_left = n;
-			rp->value_bytes += n;
-			rp->state = n ? KS_RP_BULK : KS_RP_BULK_CR;
-			return 1;
-		case '%':
-			n *= 2;
-			break;
-		case '|':
-			n = n * 2 + 1; /* attribute pairs, then the reply they annotate */
-			break;
-		default:
-			break;
-		}
-		if (rp->remaining + n < rp->remaining || rp->remaining + n > KS_RESP_MAX_COUNT)
-			return ks_rep_invalid(rp, avail, ev);
-		rp->remaining += n;
-		if (n == 0)
-			ks_rep_element_done(rp, ev);
-		else
-			rp->state = KS_RP_START;
+		if (ks_rep_number_done(rp, avail, ev))
+			return avail;
 		return 1;
 	case KS_RP_BULK:
 		used = ks_min_u32(rp->bulk_left, avail);
@@ -601,5 +609,265 @@ static __always_inline __u32 ks_rep_feed(struct ks_resp_rep *rp, __u8 c, __u32 a
 	rp->bytes += used;
 	return used;
 }
+
+/* ---- window-level steps -------------------------------------------------
+ *
+ * The BPF walkers hold a window of at most KS_SCRATCH bytes. These steps
+ * consume a whole token at once when it lies inside the window (a number
+ * line, a CRLF, up to KS_TOKEN_RUN bytes of a name, key or simple line) and
+ * fall back to the byte-at-a-time machine above at window edges and on
+ * anything unusual, which then reports errors exactly as before. Same events,
+ * a fraction of the BPF instructions per request. Every access is masked to
+ * the window, so no input can make them read outside it.
+ */
+#ifndef KS_SCRATCH
+#define KS_SCRATCH 1024
+#endif
+#define KS_WIN_MASK (KS_SCRATCH - 1)
+#define KS_WIN_AT(buf, i) ((buf)[(i) & KS_WIN_MASK])
+
+/* The bytes a step looks at: one copied window of a chunk. */
+struct ks_window {
+	__u8 buf[KS_SCRATCH];
+};
+
+/*
+ * In BPF the two step functions are global functions defined once in
+ * bpf/parse.bpf.c: the verifier then checks each on its own, once, instead of
+ * again for every state of every caller (which exceeded its 1M-instruction
+ * budget). Elsewhere they are ordinary inline functions.
+ */
+#if defined(__bpf__) && !defined(KS_PARSE_IMPL)
+__u32 ks_req_step(struct ks_resp_req *st, const struct ks_window *win, __u32 pos, __u32 len, int *ev);
+__u32 ks_rep_step(struct ks_resp_rep *rp, const struct ks_window *win, __u32 pos, __u32 len, int *ev);
+#else
+#ifdef __bpf__
+#define KS_STEP_FN __attribute__((noinline))
+#else
+#define KS_STEP_FN static inline
+#endif
+#define KS_TOKEN_RUN 16
+#define KS_NUM_DIGITS_MAX 10
+
+/* "<digits>\r\n" entirely inside the window: 1 and *num, *used (with CRLF);
+ * 0 when it is not (or is not canonical): the byte path decides then. */
+static __always_inline int ks_win_number(const __u8 *buf, __u32 pos, __u32 len, __u32 max, __u32 *num,
+					 __u32 *used)
+{
+	__u64 n = 0;
+	__u32 i;
+	__u8 c;
+
+	for (i = 0; i < KS_NUM_DIGITS_MAX; i++) {
+		if (pos + i >= len)
+			return 0;
+		c = KS_WIN_AT(buf, pos + i);
+		if (c == '\r')
+			break;
+		if (c < '0' || c > '9')
+			return 0;
+		n = n * 10 + (c - '0');
+	}
+	if (i == 0 || i == KS_NUM_DIGITS_MAX || pos + i + 1 >= len || n > max)
+		return 0;
+	if (KS_WIN_AT(buf, pos + i + 1) != '\n')
+		return 0;
+	*num = (__u32)n;
+	*used = i + 2;
+	return 1;
+}
+
+/* Hash (and keep) up to KS_TOKEN_RUN bytes of the current name or key.
+ * Returns 0 where the byte path must do it (a key crossing the stored or
+ * hashed length). One branch per byte keeps the verifier's work linear. */
+static __always_inline __u32 ks_req_token_run(struct ks_resp_req *st, const __u8 *buf, __u32 pos, __u32 len)
+{
+	__u32 n = ks_min_u32(ks_min_u32(st->bulk_left, len - pos), KS_TOKEN_RUN);
+	__u32 k = st->key_len, i;
+	__u64 h = st->hash;
+
+	if (st->role == KS_ROLE_NAME) {
+		for (i = 0; i < KS_TOKEN_RUN && i < n; i++)
+			h = ks_fnv_byte(h, ks_upper(KS_WIN_AT(buf, pos + i)));
+	} else if (k + n <= KS_KEY_MAX) {
+		for (i = 0; i < KS_TOKEN_RUN && i < n; i++) {
+			__u8 c = KS_WIN_AT(buf, pos + i);
+
+			h = ks_fnv_byte(h, c);
+			st->key[(k + i) & (KS_KEY_MAX - 1)] = c;
+		}
+	} else if (k >= KS_KEY_MAX && k + n <= KS_KEY_HASH_MAX) {
+		for (i = 0; i < KS_TOKEN_RUN && i < n; i++)
+			h = ks_fnv_byte(h, KS_WIN_AT(buf, pos + i));
+	} else {
+		return 0;
+	}
+	st->hash = h;
+	st->key_len = k + n;
+	st->bulk_left -= n;
+	st->cmd_bytes += n;
+	return n;
+}
+
+/* One step over the window win->buf[0..len), at pos < len; same contract
+ * as ks_req_feed(). */
+KS_STEP_FN __u32 ks_req_step(struct ks_resp_req *st, const struct ks_window *win, __u32 pos, __u32 len, int *ev)
+{
+	const __u8 *buf;
+	__u32 num = 0, used = 0, n;
+	__u8 c;
+
+	if (!st || !win || !ev || pos >= len || len > KS_SCRATCH)
+		return 1; /* cannot happen; lets the verifier check this function alone */
+	buf = win->buf;
+	c = KS_WIN_AT(buf, pos);
+	*ev = KS_EV_NONE;
+	switch (st->state) {
+	case KS_RQ_START:
+		if (c != '*' || !ks_win_number(buf, pos + 1, len, KS_RESP_MAX_ARGS, &num, &used))
+			break;
+		st->argi = 0;
+		st->nkeys = 0;
+		st->flags = 0;
+		st->cmd_bytes = 1 + used;
+		if (num == 0)
+			return 1 + used; /* "*0": ignored */
+		st->argc = num;
+		st->first_key = 0;
+		st->state = KS_RQ_BULK_HDR;
+		return 1 + used;
+	case KS_RQ_BULK_HDR:
+		if (c != '$' || !ks_win_number(buf, pos + 1, len, KS_RESP_MAX_BULK, &num, &used))
+			break;
+		st->cmd_bytes += 1 + used;
+		st->bulk_left = num;
+		ks_req_begin_token(st);
+		if (num == 0) {
+			st->state = KS_RQ_BULK_CR;
+			*ev = ks_req_end_token(st);
+		} else {
+			st->state = KS_RQ_BULK_DATA;
+		}
+		return 1 + used;
+	case KS_RQ_BULK_DATA:
+		if (st->role == KS_ROLE_SKIP)
+			break; /* the byte path skips values whole already */
+		n = ks_req_token_run(st, buf, pos, len);
+		if (!n)
+			break;
+		if (st->bulk_left == 0) {
+			st->state = KS_RQ_BULK_CR;
+			*ev = ks_req_end_token(st);
+		}
+		return n;
+	case KS_RQ_BULK_CR:
+		if (c != '\r' || pos + 1 >= len || KS_WIN_AT(buf, pos + 1) != '\n')
+			break;
+		st->cmd_bytes += 2;
+		st->argi++;
+		if (st->argi >= st->argc) {
+			st->state = KS_RQ_START;
+			*ev = KS_EV_END;
+		} else {
+			st->state = KS_RQ_BULK_HDR;
+		}
+		return 2;
+	default:
+		break;
+	}
+	return ks_req_feed(st, c, len - pos, ev);
+}
+
+/* Up to KS_TOKEN_RUN bytes of a simple line; completes it when its CRLF is
+ * in the window. Returns 0 when the byte path must look (window edge at the
+ * first byte, a bare '\n'). */
+static __always_inline __u32 ks_rep_line_run(struct ks_resp_rep *rp, const __u8 *buf, __u32 pos, __u32 len,
+					     int *ev)
+{
+	__u32 i;
+	__u8 c;
+
+	for (i = 0; i < KS_TOKEN_RUN; i++) {
+		if (pos + i >= len)
+			break;
+		c = KS_WIN_AT(buf, pos + i);
+		if (c == '\r') {
+			if (pos + i + 1 >= len || KS_WIN_AT(buf, pos + i + 1) != '\n')
+				break;
+			rp->bytes += i + 2;
+			ks_rep_element_done(rp, ev);
+			return i + 2;
+		}
+		if (c == '\n')
+			break;
+		if ((rp->flags & KS_RPF_ERRLINE) && rp->errlen < 8) {
+			rp->errhead[rp->errlen & 7] = c;
+			rp->errlen++;
+		}
+	}
+	rp->bytes += i;
+	return i;
+}
+
+/* A length or count line ("-1" included) entirely in the window. */
+static __always_inline __u32 ks_rep_number_run(struct ks_resp_rep *rp, const __u8 *buf, __u32 pos, __u32 len,
+					       int *ev)
+{
+	__u32 num = 0, used = 0, neg = 0;
+
+	if (pos < len && KS_WIN_AT(buf, pos) == '-')
+		neg = 1;
+	if (!ks_win_number(buf, pos + neg, len, KS_RESP_MAX_COUNT, &num, &used))
+		return 0;
+	rp->num = num;
+	if (neg)
+		rp->flags |= KS_RPF_NEG;
+	rp->bytes += neg + used;
+	if (ks_rep_number_done(rp, len - pos, ev))
+		return len - pos;
+	return neg + used;
+}
+
+/* One step over the window; same contract as ks_rep_feed(). */
+KS_STEP_FN __u32 ks_rep_step(struct ks_resp_rep *rp, const struct ks_window *win, __u32 pos, __u32 len, int *ev)
+{
+	const __u8 *buf;
+	__u32 used = 0;
+	__u8 c;
+
+	if (!rp || !win || !ev || pos >= len || len > KS_SCRATCH)
+		return 1;
+	buf = win->buf;
+	c = KS_WIN_AT(buf, pos);
+	*ev = KS_EV_NONE;
+	switch (rp->state) {
+	case KS_RP_START:
+		/* the type byte through the byte path, then its line or number */
+		if (ks_rep_feed(rp, c, len - pos, ev) != 1 || *ev)
+			return len - pos; /* invalid: the rest of the window is lost */
+		if (pos + 1 >= len)
+			return 1;
+		if (rp->state == KS_RP_LINE)
+			used = ks_rep_line_run(rp, buf, pos + 1, len, ev);
+		else if (rp->state == KS_RP_NUM)
+			used = ks_rep_number_run(rp, buf, pos + 1, len, ev);
+		return 1 + used;
+	case KS_RP_LINE:
+		used = ks_rep_line_run(rp, buf, pos, len, ev);
+		if (used)
+			return used;
+		break;
+	case KS_RP_BULK_CR:
+		if (c != '\r' || pos + 1 >= len || KS_WIN_AT(buf, pos + 1) != '\n')
+			break;
+		rp->bytes += 2;
+		ks_rep_element_done(rp, ev);
+		return 2;
+	default:
+		break;
+	}
+	return ks_rep_feed(rp, c, len - pos, ev);
+}
+#endif /* step definitions */
 
 #endif /* KS_PROTO_RESP_H */

@@ -1,7 +1,6 @@
 // keyscope run against a real redis-server: a workload whose per-key counts
 // are known exactly, on both capture paths.
 #include <catch2/catch.hpp>
-
 #include <map>
 
 #include "harness.hpp"
@@ -20,9 +19,15 @@ struct Workload {
     std::uint64_t requests = 0, keyless = 0, errors = 0;
     std::size_t big_value = 0;
 
-    static std::string id(const std::string& shown, std::size_t len) { return shown + "#" + std::to_string(len); }
-    void read(const std::string& shown, std::size_t len, std::uint64_t n = 1) { keys[id(shown, len)].reads += n; }
-    void write(const std::string& shown, std::size_t len, std::uint64_t n = 1) { keys[id(shown, len)].writes += n; }
+    static std::string id(const std::string& shown, std::size_t len) {
+        return shown + "#" + std::to_string(len);
+    }
+    void read(const std::string& shown, std::size_t len, std::uint64_t n = 1) {
+        keys[id(shown, len)].reads += n;
+    }
+    void write(const std::string& shown, std::size_t len, std::uint64_t n = 1) {
+        keys[id(shown, len)].writes += n;
+    }
     std::uint64_t key_ops() const {
         std::uint64_t n = 0;
         for (const auto& [k, e] : keys) n += e.reads + e.writes;
@@ -192,8 +197,10 @@ void check_run(const std::string& probe) {
     for (const auto& l : lines) {
         if (l["type"] != "interval") continue;
         std::uint64_t listed = 0;
-        for (const auto& k : l["keys"]) listed += k["reads"].get<std::uint64_t>() + k["writes"].get<std::uint64_t>();
-        CHECK(listed + l["total"]["other_key_ops"].get<std::uint64_t>() == l["total"]["key_ops"].get<std::uint64_t>());
+        for (const auto& k : l["keys"])
+            listed += k["reads"].get<std::uint64_t>() + k["writes"].get<std::uint64_t>();
+        CHECK(listed + l["total"]["other_key_ops"].get<std::uint64_t>() ==
+              l["total"]["key_ops"].get<std::uint64_t>());
         requests += l["total"]["requests"].get<std::uint64_t>();
         key_ops += l["total"]["key_ops"].get<std::uint64_t>();
     }
@@ -208,12 +215,17 @@ void check_run(const std::string& probe) {
     REQUIRE(s3["keys"].size() == 3);
     CHECK(s3["keys"][0]["key"] == "hot:1");
     std::uint64_t listed = 0;
-    for (const auto& k : s3["keys"]) listed += k["reads"].get<std::uint64_t>() + k["writes"].get<std::uint64_t>();
+    for (const auto& k : s3["keys"])
+        listed += k["reads"].get<std::uint64_t>() + k["writes"].get<std::uint64_t>();
     CHECK(listed + s3["total"]["other_key_ops"].get<std::uint64_t>() == w.key_ops());
 }
 
 }  // namespace
 
-TEST_CASE("socket path counts every key of a known workload exactly", "[bpf][socket]") { check_run("socket"); }
+TEST_CASE("socket path counts every key of a known workload exactly", "[bpf][socket]") {
+    check_run("socket");
+}
 
-TEST_CASE("syscall path counts every key of a known workload exactly", "[bpf][syscall]") { check_run("syscall"); }
+TEST_CASE("syscall path counts every key of a known workload exactly", "[bpf][syscall]") {
+    check_run("syscall");
+}

@@ -3,7 +3,10 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <cstring>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,16 +38,22 @@ class RequestDriver {
 public:
     void chunk(std::string_view data) {
         ks_req_new_chunk(&st_);
-        std::uint32_t pos = 0;
-        int idle = 0;
-        while (pos < data.size()) {
-            int ev = 0;
-            auto used = ks_req_feed(&st_, static_cast<__u8>(data[pos]),
-                                    static_cast<__u32>(data.size() - pos), &ev);
-            pos += used;
-            idle = used ? 0 : idle + 1;
-            if (idle > 2) throw std::runtime_error("parser made no progress");
-            handle(ev);
+        // windows of at most KS_SCRATCH bytes, exactly as the BPF walkers see them
+        for (std::size_t base = 0; base < data.size(); base += KS_SCRATCH) {
+            std::uint32_t len =
+                static_cast<std::uint32_t>(std::min<std::size_t>(KS_SCRATCH, data.size() - base));
+            std::memcpy(window_.buf, data.data() + base, len);
+            std::uint32_t pos = 0;
+            int idle = 0;
+            while (pos < len) {
+                int ev = 0;
+                auto used = ks_req_step(&st_, &window_, pos, len, &ev);
+                if (used > len - pos) throw std::runtime_error("parser consumed past the window");
+                pos += used;
+                idle = used ? 0 : idle + 1;
+                if (idle > 2) throw std::runtime_error("parser made no progress");
+                handle(ev);
+            }
         }
     }
     void feed_all(std::string_view data) { chunk(data); }
@@ -54,37 +63,38 @@ public:
     ks_resp_req st_{};
 
 private:
+    ks_window window_{};
     void handle(int ev) {
         switch (ev) {
-        case KS_EV_CMD: {
-            current_ = {};
-            current_.name_hash = st_.hash;
-            auto spec = proto::find_command(st_.hash);
-            ks_cmd_spec s = spec.value_or(ks_cmd_spec{});
-            st_.cls = s.cls;
-            st_.first_key = s.first_key;
-            st_.last_key = s.last_key;
-            st_.step = s.step;
-            current_.cls = s.cls;
-            break;
-        }
-        case KS_EV_KEY:
-            current_.keys.emplace_back(reinterpret_cast<const char*>(st_.key),
-                                       std::min<std::uint32_t>(st_.key_len, KS_KEY_MAX));
-            current_.key_lens.push_back(st_.key_len);
-            current_.key_hashes.push_back(st_.hash);
-            break;
-        case KS_EV_END:
-            current_.bytes = st_.cmd_bytes;
-            commands.push_back(current_);
-            current_ = {};
-            break;
-        case KS_EV_INVALID:
-            invalid++;
-            current_ = {};
-            break;
-        default:
-            break;
+            case KS_EV_CMD: {
+                current_ = {};
+                current_.name_hash = st_.hash;
+                auto spec = proto::find_command(st_.hash);
+                ks_cmd_spec s = spec.value_or(ks_cmd_spec{});
+                st_.cls = s.cls;
+                st_.first_key = s.first_key;
+                st_.last_key = s.last_key;
+                st_.step = s.step;
+                current_.cls = s.cls;
+                break;
+            }
+            case KS_EV_KEY:
+                current_.keys.emplace_back(reinterpret_cast<const char*>(st_.key),
+                                           std::min<std::uint32_t>(st_.key_len, KS_KEY_MAX));
+                current_.key_lens.push_back(st_.key_len);
+                current_.key_hashes.push_back(st_.hash);
+                break;
+            case KS_EV_END:
+                current_.bytes = st_.cmd_bytes;
+                commands.push_back(current_);
+                current_ = {};
+                break;
+            case KS_EV_INVALID:
+                invalid++;
+                current_ = {};
+                break;
+            default:
+                break;
         }
     }
     ParsedCommand current_;
@@ -94,20 +104,28 @@ class ReplyDriver {
 public:
     void chunk(std::string_view data) {
         ks_rep_new_chunk(&rp_);
-        std::uint32_t pos = 0;
-        while (pos < data.size()) {
-            int ev = 0;
-            auto used = ks_rep_feed(&rp_, static_cast<__u8>(data[pos]),
-                                    static_cast<__u32>(data.size() - pos), &ev);
-            if (used == 0) throw std::runtime_error("reply parser made no progress");
-            pos += used;
-            if (ev == KS_EV_REPLY) replies.push_back({rp_.flags, rp_.value_bytes, rp_.bytes});
-            if (ev == KS_EV_INVALID) invalid++;
+        for (std::size_t base = 0; base < data.size(); base += KS_SCRATCH) {
+            std::uint32_t len =
+                static_cast<std::uint32_t>(std::min<std::size_t>(KS_SCRATCH, data.size() - base));
+            std::memcpy(window_.buf, data.data() + base, len);
+            std::uint32_t pos = 0;
+            while (pos < len) {
+                int ev = 0;
+                auto used = ks_rep_step(&rp_, &window_, pos, len, &ev);
+                if (used == 0) throw std::runtime_error("reply parser made no progress");
+                if (used > len - pos) throw std::runtime_error("reply parser consumed past the window");
+                pos += used;
+                if (ev == KS_EV_REPLY) replies.push_back({rp_.flags, rp_.value_bytes, rp_.bytes});
+                if (ev == KS_EV_INVALID) invalid++;
+            }
         }
     }
     std::vector<ParsedReply> replies;
     int invalid = 0;
     ks_resp_rep rp_{};
+
+private:
+    ks_window window_{};
 };
 
 /// RESP array-of-bulk-strings encoding of a command.

@@ -1,6 +1,5 @@
 // Host tests of bpf/proto/resp.h: the same header the BPF programs compile.
 #include <catch2/catch.hpp>
-
 #include <random>
 
 #include "resp_driver.hpp"
@@ -26,7 +25,7 @@ const std::string kPipeline =
     resp_command({"AUTH", "secret-user", "secret-pass"}) + resp_command({"BLPOP", "q1", "q2", "0"}) +
     "GET inline:key\r\n" + resp_command({"INCR", "counter"});
 
-const std::vector<std::string> kPipelineKeys = {"user:1", "user:2", "a", "b", "c", "k1", "k2",
+const std::vector<std::string> kPipelineKeys = {"user:1", "user:2", "a",  "b",  "c",          "k1",     "k2",
                                                 "x",      "y",      "q1", "q2", "inline:key", "counter"};
 
 }  // namespace
@@ -56,11 +55,11 @@ TEST_CASE("a pipeline of mixed commands yields every key in order") {
     CHECK(d.invalid == 0);
     REQUIRE(d.commands.size() == 10);
     CHECK(all_keys(d) == kPipelineKeys);
-    CHECK(d.commands[1].cls == KS_CMD_WRITE);      // SET
-    CHECK(d.commands[3].cls == KS_CMD_KEYLESS);    // PING
+    CHECK(d.commands[1].cls == KS_CMD_WRITE);    // SET
+    CHECK(d.commands[3].cls == KS_CMD_KEYLESS);  // PING
     CHECK(d.commands[3].keys.empty());
-    CHECK(d.commands[6].keys.empty());             // AUTH: arguments never captured
-    CHECK(d.commands[7].keys.size() == 2);         // BLPOP: the timeout is not a key
+    CHECK(d.commands[6].keys.empty());      // AUTH: arguments never captured
+    CHECK(d.commands[7].keys.size() == 2);  // BLPOP: the timeout is not a key
     std::size_t total = 0;
     for (const auto& c : d.commands) total += c.bytes;
     CHECK(total == kPipeline.size());
@@ -88,8 +87,8 @@ TEST_CASE("a split at every offset gives the same result as one chunk") {
 }
 
 TEST_CASE("a split into three chunks at every pair of offsets") {
-    const std::string buf = resp_command({"SET", "k:1", "v"}) + "GET k:2\r\n" +
-                            resp_command({"MGET", "k:3", "k:4"});
+    const std::string buf =
+        resp_command({"SET", "k:1", "v"}) + "GET k:2\r\n" + resp_command({"MGET", "k:3", "k:4"});
     for (std::size_t i = 0; i <= buf.size(); ++i) {
         for (std::size_t j = i; j <= buf.size(); ++j) {
             RequestDriver d;
@@ -180,12 +179,12 @@ TEST_CASE("empty bulk key and empty array") {
 
 TEST_CASE("malformed requests are rejected and the next chunk resynchronises") {
     const std::vector<std::string> bad = {
-        "*2\r\n$3\r\nGET\r\nXX",       // missing '$'
-        "*x\r\n",                      // non-digit count
-        "*2\r\n$3\r\nGETT\r\n",        // bulk longer than declared
-        "*2\r\n$99999999999\r\n",      // length overflow
-        "*\r\n",                       // no digits
-        "*2\r\n$3\r\nGET\r\n$1\r\nab", // missing CRLF after bulk
+        "*2\r\n$3\r\nGET\r\nXX",        // missing '$'
+        "*x\r\n",                       // non-digit count
+        "*2\r\n$3\r\nGETT\r\n",         // bulk longer than declared
+        "*2\r\n$99999999999\r\n",       // length overflow
+        "*\r\n",                        // no digits
+        "*2\r\n$3\r\nGET\r\n$1\r\nab",  // missing CRLF after bulk
     };
     for (const auto& b : bad) {
         RequestDriver d;
@@ -220,9 +219,10 @@ TEST_CASE("random bytes never crash the request parser") {
 
 TEST_CASE("reply types are classified") {
     ReplyDriver d;
-    d.chunk("+OK\r\n-ERR wrong\r\n-MOVED 3999 127.0.0.1:6381\r\n-ASK 3999 127.0.0.1:6381\r\n"
-            ":42\r\n$5\r\nhello\r\n$-1\r\n*2\r\n$1\r\na\r\n$-1\r\n*-1\r\n"
-            "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    d.chunk(
+        "+OK\r\n-ERR wrong\r\n-MOVED 3999 127.0.0.1:6381\r\n-ASK 3999 127.0.0.1:6381\r\n"
+        ":42\r\n$5\r\nhello\r\n$-1\r\n*2\r\n$1\r\na\r\n$-1\r\n*-1\r\n"
+        "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
     CHECK(d.invalid == 0);
     REQUIRE(d.replies.size() == 10);
     CHECK(d.replies[0].flags == KS_RPF_TOPSET);
@@ -238,13 +238,14 @@ TEST_CASE("reply types are classified") {
 
 TEST_CASE("RESP3 replies: maps, sets, attributes, pushes, nulls, blob errors") {
     ReplyDriver d;
-    d.chunk("%2\r\n+a\r\n:1\r\n+b\r\n$3\r\nxyz\r\n"   // map of 2 pairs
-            "~2\r\n,1.5\r\n#t\r\n"                     // set
-            "|1\r\n+key\r\n+val\r\n$2\r\nhi\r\n"       // attribute then the reply
-            ">3\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n$1\r\nx\r\n"  // push
-            "_\r\n"                                    // null
-            "!5\r\nERR x\r\n"                          // blob error
-            "=7\r\ntxt:abc\r\n(12345678901234567890\r\n");
+    d.chunk(
+        "%2\r\n+a\r\n:1\r\n+b\r\n$3\r\nxyz\r\n"                    // map of 2 pairs
+        "~2\r\n,1.5\r\n#t\r\n"                                     // set
+        "|1\r\n+key\r\n+val\r\n$2\r\nhi\r\n"                       // attribute then the reply
+        ">3\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n$1\r\nx\r\n"  // push
+        "_\r\n"                                                    // null
+        "!5\r\nERR x\r\n"                                          // blob error
+        "=7\r\ntxt:abc\r\n(12345678901234567890\r\n");
     CHECK(d.invalid == 0);
     REQUIRE(d.replies.size() == 8);
     CHECK(d.replies[0].value_bytes == 3);

@@ -1,11 +1,11 @@
 #include "bpf/probes.hpp"
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <arpa/inet.h>
 #include <ifaddrs.h>
-#include <netinet/in.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -68,15 +68,20 @@ ProbeKind parse_probe(const std::string& text) {
     throw Error("--probe: bad value '" + text + "' (use socket or syscall)");
 }
 
-const char* probe_name(ProbeKind kind) { return kind == ProbeKind::socket ? "socket" : "syscall"; }
+const char* probe_name(ProbeKind kind) {
+    return kind == ProbeKind::socket ? "socket" : "syscall";
+}
 
 void check_bpf_prerequisites() {
     if (geteuid() != 0)
-        throw Error("keyscope needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN) to load BPF programs: run it with sudo");
+        throw Error(
+            "keyscope needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN) to load BPF programs: run it with "
+            "sudo");
     struct stat st {};
     if (stat("/sys/kernel/btf/vmlinux", &st) != 0)
-        throw Error("this kernel exposes no BTF (/sys/kernel/btf/vmlinux missing): keyscope needs a kernel built "
-                    "with CONFIG_DEBUG_INFO_BTF=y (Linux 6.6 or later)");
+        throw Error(
+            "this kernel exposes no BTF (/sys/kernel/btf/vmlinux missing): keyscope needs a kernel built "
+            "with CONFIG_DEBUG_INFO_BTF=y (Linux 6.6 or later)");
 }
 
 Probes::Probes(const ProbeOptions& opts) {
@@ -182,7 +187,9 @@ int Probes::keys_fd(std::uint32_t gen) const {
     return bpf_map__fd(gen & 1 ? skel_->maps.ks_keys1 : skel_->maps.ks_keys0);
 }
 
-int Probes::counters_fd() const { return bpf_map__fd(skel_->maps.ks_counters); }
+int Probes::counters_fd() const {
+    return bpf_map__fd(skel_->maps.ks_counters);
+}
 
 void Probes::set_gen(std::uint32_t gen) {
     std::uint32_t zero = 0;

@@ -21,9 +21,9 @@ const char* probe_name(ProbeKind kind);
 
 struct ProbeOptions {
     ProbeKind kind = ProbeKind::socket;
-    std::vector<Target> targets;      // index = target id
-    std::uint32_t max_keys = 16384;   // entries per key map (two maps)
-    std::uint32_t max_flows = 8192;   // connections tracked
+    std::vector<Target> targets;     // index = target id
+    std::uint32_t max_keys = 16384;  // entries per key map (two maps)
+    std::uint32_t max_flows = 8192;  // connections tracked
 };
 
 /// Checks what BPF needs before anything is loaded; throws a one-line Error.

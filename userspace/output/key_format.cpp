@@ -32,18 +32,18 @@ std::string escape_key(std::string_view bytes) {
 
 std::string KeyFormatter::format(std::string_view bytes, bool truncated, std::uint64_t hash) const {
     switch (mode_) {
-    case Redaction::hash: {
-        char buf[20];
-        std::snprintf(buf, sizeof buf, "#%016llx", static_cast<unsigned long long>(hash));
-        return buf;
-    }
-    case Redaction::prefix: {
-        auto pos = bytes.find(delimiter_);
-        if (pos == std::string_view::npos) return "*";
-        return escape_key(bytes.substr(0, pos + 1)) + "*";
-    }
-    case Redaction::none:
-        break;
+        case Redaction::hash: {
+            char buf[20];
+            std::snprintf(buf, sizeof buf, "#%016llx", static_cast<unsigned long long>(hash));
+            return buf;
+        }
+        case Redaction::prefix: {
+            auto pos = bytes.find(delimiter_);
+            if (pos == std::string_view::npos) return "*";
+            return escape_key(bytes.substr(0, pos + 1)) + "*";
+        }
+        case Redaction::none:
+            break;
     }
     return escape_key(bytes) + (truncated ? "..." : "");
 }

@@ -16,7 +16,8 @@ const Target* target_of(const ReportContext& ctx, std::uint32_t id) {
 }
 
 std::string key_text(const ReportContext& ctx, const KeyStats& k) {
-    if (!k.named) return ctx.keys.mode() == Redaction::none ? "(unnamed)" : ctx.keys.format("", false, k.hash);
+    if (!k.named)
+        return ctx.keys.mode() == Redaction::none ? "(unnamed)" : ctx.keys.format("", false, k.hash);
     return ctx.keys.format(k.key, k.truncated, k.hash);
 }
 
@@ -40,7 +41,9 @@ nlohmann::json totals_json(const Totals& t, std::uint64_t other_key_ops) {
             {"oversized_chunks", t.truncated_windows}};
 }
 
-double round2(double v) { return static_cast<double>(static_cast<long long>(v * 100 + 0.5)) / 100; }
+double round2(double v) {
+    return static_cast<double>(static_cast<long long>(v * 100 + 0.5)) / 100;
+}
 
 }  // namespace
 
@@ -110,11 +113,12 @@ std::string interval_text(const std::string& title, double interval_s, const Int
                   "unattributed %llu\n",
                   title.c_str(), interval_s, static_cast<unsigned long long>(total.requests),
                   static_cast<double>(total.requests) * per_s, static_cast<unsigned long long>(total.key_ops),
-                  static_cast<unsigned long long>(total.keyless), static_cast<unsigned long long>(total.errors),
+                  static_cast<unsigned long long>(total.keyless),
+                  static_cast<unsigned long long>(total.errors),
                   static_cast<unsigned long long>(total.unattributed));
     out += line;
-    std::snprintf(line, sizeof line, "  %-32s %-21s %9s %9s %7s %9s %9s %10s\n", "KEY", "SERVER", "READS", "WRITES",
-                  "ERRORS", "P50(us)", "P99(us)", "MAXVAL(B)");
+    std::snprintf(line, sizeof line, "  %-32s %-21s %9s %9s %7s %9s %9s %10s\n", "KEY", "SERVER", "READS",
+                  "WRITES", "ERRORS", "P50(us)", "P99(us)", "MAXVAL(B)");
     out += line;
     for (const auto& k : top) {
         const Target* t = target_of(ctx, k.target);

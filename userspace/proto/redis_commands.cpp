@@ -16,7 +16,9 @@ constexpr RedisCommand kCommands[] = {
 
 }  // namespace
 
-std::span<const RedisCommand> redis_commands() { return kCommands; }
+std::span<const RedisCommand> redis_commands() {
+    return kCommands;
+}
 
 std::uint64_t command_hash(std::string_view name) {
     std::uint64_t h = KS_FNV_OFFSET;

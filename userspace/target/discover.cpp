@@ -47,7 +47,8 @@ void read_listeners(const char* path, bool v6, std::vector<Listener>& out) {
             }
         } else if (v6 && hex.size() == 32) {
             for (int w = 0; w < 4; ++w) {
-                std::uint32_t word = static_cast<std::uint32_t>(std::stoul(hex.substr(w * 8, 8), nullptr, 16));
+                std::uint32_t word =
+                    static_cast<std::uint32_t>(std::stoul(hex.substr(w * 8, 8), nullptr, 16));
                 std::memcpy(l.addr.data() + w * 4, &word, 4);
             }
         }

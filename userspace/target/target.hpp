@@ -11,11 +11,11 @@ namespace keyscope {
 
 struct Target {
     std::string proto = "redis";
-    std::string host;                    // as written or discovered
+    std::string host;                     // as written or discovered
     std::array<std::uint8_t, 16> addr{};  // v4-mapped IPv6; all zero = any address
-    std::uint16_t port = 0;              // host byte order
-    int pid = 0;                         // 0 = unknown
-    std::string comm;                    // process name when discovered
+    std::uint16_t port = 0;               // host byte order
+    int pid = 0;                          // 0 = unknown
+    std::string comm;                     // process name when discovered
 
     /// "HOST:PORT" as printed in every output ("[::1]:6379" for IPv6).
     std::string server() const;

@@ -17,11 +17,9 @@ std::chrono::milliseconds parse_duration(std::string_view text, std::string_view
     while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
     if (i == 0) throw bad();
     double value = 0;
-    try {
-        value = std::stod(std::string(text.substr(0, i)));
-    } catch (...) {
-        throw bad();
-    }
+    // the whole number must parse: "1.2.3s" is an error, not 1.2 s
+    auto [end, ec] = std::from_chars(text.data(), text.data() + i, value);
+    if (ec != std::errc() || end != text.data() + i) throw bad();
     std::string_view unit = text.substr(i);
     double ms_per = 0;
     if (unit.empty() || unit == "s")
@@ -35,7 +33,8 @@ std::chrono::milliseconds parse_duration(std::string_view text, std::string_view
     else
         throw bad();
     double ms = value * ms_per;
-    if (!std::isfinite(ms) || ms <= 0 || ms > 1e12) throw bad();
+    // below 1 ms would round to 0, which means "no limit" for --duration
+    if (!std::isfinite(ms) || ms < 1 || ms > 1e12) throw bad();
     return std::chrono::milliseconds(static_cast<long long>(std::llround(ms)));
 }
 

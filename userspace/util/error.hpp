@@ -20,6 +20,8 @@ private:
 };
 
 /// "what: strerror(err)" for a libbpf-style negative errno or errno.
-inline std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+inline std::string errno_text(int err) {
+    return std::strerror(err < 0 ? -err : err);
+}
 
 }  // namespace keyscope

@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The RESP window steps as BPF global functions (see proto/resp.h): defined
+ * here once, called by both capture paths, verified once each.
+ */
+#include <bpf/bpf_helpers.h>
+
+#include "vmlinux.h"
+
+#define KS_PARSE_IMPL
+#include "keyscope_abi.h"
+#include "proto/resp.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
