@@ -3,9 +3,10 @@
  * The RESP window steps as BPF global functions (see proto/resp.h): defined
  * here once, called by both capture paths, verified once each.
  */
-// clang-format off: vmlinux.h must come first
-#include <bpf/bpf_helpers.h>
+/* vmlinux.h must come first */
+// clang-format off
 #include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
 // clang-format on
 
 #define KS_PARSE_IMPL
