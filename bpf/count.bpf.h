@@ -43,11 +43,23 @@ static __always_inline __u32 ks_current_gen(void)
 	return cfg ? (cfg->gen & 1) : 0;
 }
 
+/*
+ * One call site per map: if clang merged the two into one call with either
+ * map, the verifier could not inline the lookup and every request would pay
+ * the generic helper's indirect call (a retpoline here).
+ */
 static __always_inline struct ks_key_stats *ks_keys_lookup(__u32 gen, struct ks_key_ref *ref)
 {
-	if (gen)
-		return bpf_map_lookup_elem(&ks_keys1, ref);
-	return bpf_map_lookup_elem(&ks_keys0, ref);
+	struct ks_key_stats *s;
+
+	if (gen) {
+		s = bpf_map_lookup_elem(&ks_keys1, ref);
+		asm volatile("" ::: "memory");
+	} else {
+		s = bpf_map_lookup_elem(&ks_keys0, ref);
+		asm volatile("" ::: "memory");
+	}
+	return s;
 }
 
 /*
@@ -89,11 +101,23 @@ static __always_inline struct ks_key_stats *ks_key_get(struct ks_walk *w, __u64 
 
 static __always_inline void ks_on_cmd(struct ks_walk *w)
 {
-	struct ks_resp_req *rq = &w->flow->req;
+	struct ks_flow *f = w->flow;
+	struct ks_resp_req *rq = &f->req;
 	__u64 h = rq->hash;
-	struct ks_cmd_spec *spec = bpf_map_lookup_elem(&ks_cmds, &h);
+	struct ks_cmd_spec *spec;
 
+	/* pipelines repeat one command: remember the last lookup */
+	if (h == f->cmd_cache_hash && f->cmd_cache_hash) {
+		rq->cls = f->cmd_cache.cls;
+		rq->first_key = f->cmd_cache.first_key;
+		rq->last_key = f->cmd_cache.last_key;
+		rq->step = f->cmd_cache.step;
+		return;
+	}
+	spec = bpf_map_lookup_elem(&ks_cmds, &h);
 	if (spec) {
+		f->cmd_cache_hash = h;
+		f->cmd_cache = *spec;
 		rq->cls = spec->cls;
 		rq->first_key = spec->first_key;
 		rq->last_key = spec->last_key;
@@ -202,20 +226,19 @@ static long ks_req_cb(__u64 i, void *ctx)
 	if (pos >= w->len)
 		return 1;
 	w->pos = pos + ks_req_step(&w->flow->req, &w->scr->win, pos, w->len, &ev);
-	switch (ev) {
-	case KS_EV_CMD:
-		ks_on_cmd(w);
-		break;
-	case KS_EV_KEY:
-		ks_on_key(w);
-		break;
-	case KS_EV_END:
-		ks_on_end(w);
-		break;
-	case KS_EV_INVALID:
+	if (!ev)
+		return 0;
+	if (ev & KS_EV_INVALID) {
 		w->cnt->parse_errors++;
-		break;
+		return 0;
 	}
+	/* one step can finish a token and its command: this order */
+	if (ev & KS_EV_CMD)
+		ks_on_cmd(w);
+	if (ev & KS_EV_KEY)
+		ks_on_key(w);
+	if (ev & KS_EV_END)
+		ks_on_end(w);
 	return 0;
 }
 

@@ -36,6 +36,9 @@ struct ks_flow {
 	__u32 req_seq;	    /* requests pushed to pending[] */
 	__u32 rep_seq;	    /* replies matched */
 	__u64 first_key_hash;
+	__u64 cmd_cache_hash; /* last command looked up in ks_cmds, and its spec */
+	struct ks_cmd_spec cmd_cache;
+	__u32 _pad;
 	struct ks_pending pending[KS_PENDING];
 };
 

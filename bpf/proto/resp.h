@@ -50,14 +50,16 @@
 #define KS_KEY_HASH_MAX 4096
 #endif
 
-/* Events returned through *ev. */
+/* Events returned through *ev: a bit mask. One window step may report a
+ * token and the end of its command together; handle the bits in the order
+ * CMD, KEY, END. INVALID comes alone. */
 enum ks_resp_event {
 	KS_EV_NONE = 0,
-	KS_EV_CMD = 1,	   /* command name complete: st->hash; set the key spec now */
-	KS_EV_KEY = 2,	   /* a key argument complete: st->hash, st->key, st->key_len */
-	KS_EV_END = 3,	   /* request complete: st->cmd_bytes */
-	KS_EV_REPLY = 4,   /* reply complete: rp->flags, rp->value_bytes, rp->bytes */
-	KS_EV_INVALID = 5, /* malformed input: parser is LOST until the next chunk */
+	KS_EV_CMD = 1,	    /* command name complete: st->hash; set the key spec now */
+	KS_EV_KEY = 2,	    /* a key argument complete: st->hash, st->key, st->key_len */
+	KS_EV_END = 4,	    /* request complete: st->cmd_bytes */
+	KS_EV_REPLY = 8,    /* reply complete: rp->flags, rp->value_bytes, rp->bytes */
+	KS_EV_INVALID = 16, /* malformed input: parser is LOST until the next chunk */
 };
 
 /* ---- shared helpers ---------------------------------------------------- */
@@ -646,7 +648,7 @@ __u32 ks_rep_step(struct ks_resp_rep *rp, const struct ks_window *win, __u32 pos
 #else
 #define KS_STEP_FN static inline
 #endif
-#define KS_TOKEN_RUN 16
+#define KS_TOKEN_RUN 48
 #define KS_NUM_DIGITS_MAX 10
 
 /* "<digits>\r\n" entirely inside the window: 1 and *num, *used (with CRLF);
@@ -709,6 +711,68 @@ static __always_inline __u32 ks_req_token_run(struct ks_resp_req *st, const __u8
 	return n;
 }
 
+/* After the last CRLF of an argument: the next one, or the command's end. */
+static __always_inline int ks_req_next_arg(struct ks_resp_req *st)
+{
+	st->argi++;
+	if (st->argi >= st->argc) {
+		st->state = KS_RQ_START;
+		return KS_EV_END;
+	}
+	st->state = KS_RQ_BULK_HDR;
+	return KS_EV_NONE;
+}
+
+/*
+ * "$<len>\r\n" at pos and, when the whole argument and its CRLF are in the
+ * window (names and keys up to KS_TOKEN_RUN bytes, values of any length),
+ * the argument too. Returns the bytes consumed, 0 if the byte path must do it.
+ */
+static __always_inline __u32 ks_req_bulk_token(struct ks_resp_req *st, const __u8 *buf, __u32 pos, __u32 len,
+					       int *ev)
+{
+	__u32 num = 0, used = 0, p, i;
+	__u64 h;
+
+	if (pos >= len || KS_WIN_AT(buf, pos) != '$' ||
+	    !ks_win_number(buf, pos + 1, len, KS_RESP_MAX_BULK, &num, &used))
+		return 0;
+	p = pos + 1 + used;
+	st->cmd_bytes += 1 + used;
+	st->bulk_left = num;
+	ks_req_begin_token(st);
+	if (p + num + 2 > len || KS_WIN_AT(buf, p + num) != '\r' || KS_WIN_AT(buf, p + num + 1) != '\n' ||
+	    (st->role != KS_ROLE_SKIP && num > KS_TOKEN_RUN)) {
+		/* only the header: the argument continues past this window */
+		if (num == 0) {
+			st->state = KS_RQ_BULK_CR;
+			*ev |= ks_req_end_token(st);
+		} else {
+			st->state = KS_RQ_BULK_DATA;
+		}
+		return 1 + used;
+	}
+	h = st->hash;
+	if (st->role == KS_ROLE_NAME) {
+		for (i = 0; i < KS_TOKEN_RUN && i < num; i++)
+			h = ks_fnv_byte(h, ks_upper(KS_WIN_AT(buf, p + i)));
+	} else if (st->role == KS_ROLE_KEY) {
+		for (i = 0; i < KS_TOKEN_RUN && i < num; i++) {
+			__u8 c = KS_WIN_AT(buf, p + i);
+
+			h = ks_fnv_byte(h, c);
+			st->key[i & (KS_KEY_MAX - 1)] = c;
+		}
+	}
+	st->hash = h;
+	st->key_len = num;
+	st->bulk_left = 0;
+	st->cmd_bytes += num + 2;
+	*ev |= ks_req_end_token(st);
+	*ev |= ks_req_next_arg(st);
+	return 1 + used + num + 2;
+}
+
 /* One step over the window win->buf[0..len), at pos < len; same contract
  * as ks_req_feed(). */
 KS_STEP_FN __u32 ks_req_step(struct ks_resp_req *st, const struct ks_window *win, __u32 pos, __u32 len, int *ev)
@@ -735,20 +799,13 @@ KS_STEP_FN __u32 ks_req_step(struct ks_resp_req *st, const struct ks_window *win
 		st->argc = num;
 		st->first_key = 0;
 		st->state = KS_RQ_BULK_HDR;
-		return 1 + used;
+		/* the command name usually follows in the same window */
+		return 1 + used + ks_req_bulk_token(st, buf, pos + 1 + used, len, ev);
 	case KS_RQ_BULK_HDR:
-		if (c != '$' || !ks_win_number(buf, pos + 1, len, KS_RESP_MAX_BULK, &num, &used))
+		n = ks_req_bulk_token(st, buf, pos, len, ev);
+		if (!n)
 			break;
-		st->cmd_bytes += 1 + used;
-		st->bulk_left = num;
-		ks_req_begin_token(st);
-		if (num == 0) {
-			st->state = KS_RQ_BULK_CR;
-			*ev = ks_req_end_token(st);
-		} else {
-			st->state = KS_RQ_BULK_DATA;
-		}
-		return 1 + used;
+		return n;
 	case KS_RQ_BULK_DATA:
 		if (st->role == KS_ROLE_SKIP)
 			break; /* the byte path skips values whole already */
@@ -764,13 +821,7 @@ KS_STEP_FN __u32 ks_req_step(struct ks_resp_req *st, const struct ks_window *win
 		if (c != '\r' || pos + 1 >= len || KS_WIN_AT(buf, pos + 1) != '\n')
 			break;
 		st->cmd_bytes += 2;
-		st->argi++;
-		if (st->argi >= st->argc) {
-			st->state = KS_RQ_START;
-			*ev = KS_EV_END;
-		} else {
-			st->state = KS_RQ_BULK_HDR;
-		}
+		*ev = ks_req_next_arg(st);
 		return 2;
 	default:
 		break;
@@ -848,10 +899,20 @@ KS_STEP_FN __u32 ks_rep_step(struct ks_resp_rep *rp, const struct ks_window *win
 		if (pos + 1 >= len)
 			return 1;
 		if (rp->state == KS_RP_LINE)
-			used = ks_rep_line_run(rp, buf, pos + 1, len, ev);
-		else if (rp->state == KS_RP_NUM)
-			used = ks_rep_number_run(rp, buf, pos + 1, len, ev);
-		return 1 + used;
+			return 1 + ks_rep_line_run(rp, buf, pos + 1, len, ev);
+		if (rp->state != KS_RP_NUM)
+			return 1;
+		used = 1 + ks_rep_number_run(rp, buf, pos + 1, len, ev);
+		/* a blob whose payload and CRLF are in the window: skip it now */
+		if (rp->state == KS_RP_BULK && pos + used + rp->bulk_left + 2 <= len &&
+		    KS_WIN_AT(buf, pos + used + rp->bulk_left) == '\r' &&
+		    KS_WIN_AT(buf, pos + used + rp->bulk_left + 1) == '\n') {
+			used += rp->bulk_left + 2;
+			rp->bytes += rp->bulk_left + 2;
+			rp->bulk_left = 0;
+			ks_rep_element_done(rp, ev);
+		}
+		return used;
 	case KS_RP_LINE:
 		used = ks_rep_line_run(rp, buf, pos, len, ev);
 		if (used)

@@ -65,6 +65,16 @@ public:
 private:
     ks_window window_{};
     void handle(int ev) {
+        if (ev & KS_EV_INVALID) {
+            invalid++;
+            current_ = {};
+            return;
+        }
+        // one step can finish a token and its command: handle in this order
+        for (int bit : {KS_EV_CMD, KS_EV_KEY, KS_EV_END})
+            if (ev & bit) handle_one(bit);
+    }
+    void handle_one(int ev) {
         switch (ev) {
             case KS_EV_CMD: {
                 current_ = {};
@@ -89,10 +99,6 @@ private:
                 commands.push_back(current_);
                 current_ = {};
                 break;
-            case KS_EV_INVALID:
-                invalid++;
-                current_ = {};
-                break;
             default:
                 break;
         }
@@ -115,8 +121,8 @@ public:
                 if (used == 0) throw std::runtime_error("reply parser made no progress");
                 if (used > len - pos) throw std::runtime_error("reply parser consumed past the window");
                 pos += used;
-                if (ev == KS_EV_REPLY) replies.push_back({rp_.flags, rp_.value_bytes, rp_.bytes});
-                if (ev == KS_EV_INVALID) invalid++;
+                if (ev & KS_EV_REPLY) replies.push_back({rp_.flags, rp_.value_bytes, rp_.bytes});
+                if (ev & KS_EV_INVALID) invalid++;
             }
         }
     }
