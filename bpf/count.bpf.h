@@ -82,6 +82,8 @@ static __always_inline struct ks_key_stats *ks_key_get(struct ks_walk *w, __u64 
 		}
 		return s;
 	}
+	if (w->cnt->key_map_full)
+		return NULL;
 	__builtin_memset(init, 0, sizeof(*init));
 	if (with_name) {
 		__builtin_memcpy(init->key, w->flow->req.key, KS_KEY_MAX);
@@ -94,8 +96,10 @@ static __always_inline struct ks_key_stats *ks_key_get(struct ks_walk *w, __u64 
 		err = bpf_map_update_elem(&ks_keys1, &ref, init, BPF_NOEXIST);
 	else
 		err = bpf_map_update_elem(&ks_keys0, &ref, init, BPF_NOEXIST);
-	if (err && err != -EEXIST)
+	if (err && err != -EEXIST) {
+		w->cnt->key_map_full = 1;
 		return NULL;
+	}
 	return ks_keys_lookup(w->gen, &ref);
 }
 

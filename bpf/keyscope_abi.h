@@ -113,6 +113,8 @@ struct ks_counters {
 	__u64 truncated_windows; /* payloads longer than the window budget */
 	__u64 bytes_in;
 	__u64 bytes_out;
+	__u64 key_map_full; /* set once an insert found the key map full: later
+			     * keys of this interval skip the (costly) attempt */
 };
 
 /* Global configuration written by the daemon (array map ks_config[0]). */

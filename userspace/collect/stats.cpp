@@ -25,6 +25,7 @@ Totals& Totals::operator+=(const Totals& o) {
     truncated_windows += o.truncated_windows;
     bytes_in += o.bytes_in;
     bytes_out += o.bytes_out;
+    key_map_full = key_map_full || o.key_map_full;
     return *this;
 }
 
@@ -46,6 +47,7 @@ Totals Totals::from_bpf(const ks_counters& c) {
     t.truncated_windows = c.truncated_windows;
     t.bytes_in = c.bytes_in;
     t.bytes_out = c.bytes_out;
+    t.key_map_full = c.key_map_full != 0;
     return t;
 }
 

@@ -21,6 +21,7 @@ struct Totals {
     std::uint64_t requests = 0, key_ops = 0, keyless = 0, unknown_cmds = 0, replies = 0, errors = 0,
                   redirects = 0, unattributed = 0, reply_unmatched = 0, parse_errors = 0, seq_retrans = 0,
                   seq_gaps = 0, flow_full = 0, truncated_windows = 0, bytes_in = 0, bytes_out = 0;
+    bool key_map_full = false;  // some key found the key map full this interval
 
     Totals& operator+=(const Totals& o);
     static Totals from_bpf(const ks_counters& c);

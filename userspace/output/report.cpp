@@ -33,6 +33,7 @@ nlohmann::json totals_json(const Totals& t, std::uint64_t other_key_ops) {
             {"bytes_in", t.bytes_in},
             {"bytes_out", t.bytes_out},
             {"unattributed", t.unattributed},
+            {"key_map_full", t.key_map_full},
             {"reply_unmatched", t.reply_unmatched},
             {"parse_errors", t.parse_errors},
             {"retransmits_skipped", t.seq_retrans},
