@@ -28,6 +28,16 @@ struct ks_walk {
 	__u32 _pad;
 };
 
+static __always_inline void ks_walk_init(struct ks_walk *w, struct ks_flow *f, struct ks_scratch *scr,
+					 struct ks_counters *cnt, __u32 gen)
+{
+	w->flow = f;
+	w->scr = scr;
+	w->cnt = cnt;
+	w->now = bpf_ktime_get_ns();
+	w->gen = gen;
+}
+
 static __always_inline struct ks_counters *ks_counters_get(__u32 gen, __u32 target)
 {
 	__u32 idx = (gen & 1) * KS_MAX_TARGETS + (target & (KS_MAX_TARGETS - 1));

@@ -185,11 +185,7 @@ static __always_inline void ks_tc(struct __sk_buff *skb, int dir)
 	else
 		f->next_seq_rep = seq + payload_len;
 
-	ck.w.flow = f;
-	ck.w.scr = scr;
-	ck.w.cnt = cnt;
-	ck.w.now = bpf_ktime_get_ns();
-	ck.w.gen = gen;
+	ks_walk_init(&ck.w, f, scr, cnt, gen);
 	ck.src = skb;
 	ck.end = payload_off + payload_len;
 	ck.dir = dir;

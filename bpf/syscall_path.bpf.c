@@ -184,11 +184,7 @@ int BPF_PROG(ks_sys_exit, struct pt_regs *regs, long ret)
 	scr = bpf_map_lookup_elem(&ks_scratch, &zero);
 	if (!cnt || !scr)
 		return 0;
-	ck.w.flow = f;
-	ck.w.scr = scr;
-	ck.w.cnt = cnt;
-	ck.w.now = bpf_ktime_get_ns();
-	ck.w.gen = gen;
+	ks_walk_init(&ck.w, f, scr, cnt, gen);
 	ck.dir = dir;
 	if (!vec) {
 		ck.src = (void *)regs->si;

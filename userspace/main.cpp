@@ -40,6 +40,20 @@ int main(int argc, char** argv) {
         ->capture_default_str()
         ->check(CLI::Range(16, 4 * 1024 * 1024));
 
+    // CLI11 reports an unknown word as "a subcommand is required"; name it instead
+    if (argc > 1 && argv[1][0] != '-') {
+        std::string names;
+        bool known = false;
+        for (const auto* sub : app.get_subcommands({})) {
+            names += (names.empty() ? "" : ", ") + sub->get_name();
+            known = known || sub->check_name(argv[1]);
+        }
+        if (!known) {
+            std::cerr << "error: unknown command '" << argv[1] << "' (commands: " << names
+                      << "; see keyscope --help)\n";
+            return 2;
+        }
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -47,7 +61,7 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForAllHelp& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        std::cerr << "keyscope: " << e.what() << " (see keyscope --help)\n";
+        std::cerr << "error: " << e.what() << " (see keyscope --help)\n";
         return 2;
     }
     if (verbose) spdlog::set_level(spdlog::level::debug);

@@ -44,11 +44,12 @@ std::vector<Target> resolve_targets(const RunOptions& opts) {
     resolve_pids(targets);
     for (std::size_t i = 0; i < opts.pids.size() && i < targets.size(); ++i) targets[i].pid = opts.pids[i];
     for (const auto& t : targets) {
-        if (!t.pid && opts.targets.size())
-            spdlog::warn("no process listens on {} yet; counting starts when it does", t.server());
-        if (!t.pid && opts.probe == ProbeKind::syscall)
-            throw Error("--probe syscall: no process found listening on " + t.server() +
-                        " (start the server first, or pass --pid)");
+        // a typo in --target must not look like an idle server
+        if (!t.pid)
+            throw Error("--target " + t.server() +
+                            ": no process listens there on this host (start the server "
+                            "first, or check the address and port)",
+                        2);
     }
     return targets;
 }

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -77,11 +78,29 @@ inline pid_t spawn(const std::vector<std::string>& argv, int* stdout_fd = nullpt
     return pid;
 }
 
+inline int connect_unix(const std::string& path) {
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 class RedisServer {
 public:
-    RedisServer() : port_(free_port()) {
-        pid_ = spawn({"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "",
-                      "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"});
+    /// `unix_socket`: also listen on this unix socket path.
+    explicit RedisServer(const std::string& unix_socket = "") : port_(free_port()) {
+        std::vector<std::string> argv = {
+            "redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",  "--save", "",
+            "--appendonly", "no",     "--daemonize",         "no",     "--loglevel", "warning"};
+        if (!unix_socket.empty()) {
+            argv.insert(argv.end(), {"--unixsocket", unix_socket, "--unixsocketperm", "700"});
+        }
+        pid_ = spawn(argv);
         for (int i = 0; i < 200; ++i) {
             int fd = connect_tcp(port_);
             if (fd >= 0) {
@@ -109,6 +128,9 @@ class RespClient {
 public:
     explicit RespClient(int port) : fd_(connect_tcp(port)) {
         if (fd_ < 0) throw std::runtime_error("connect failed");
+    }
+    explicit RespClient(const std::string& unix_path) : fd_(connect_unix(unix_path)) {
+        if (fd_ < 0) throw std::runtime_error("connect to " + unix_path + " failed");
     }
     ~RespClient() { close(fd_); }
     /// Sends `bytes` (one write) and reads until `replies` more replies came.

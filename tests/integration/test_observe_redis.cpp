@@ -229,3 +229,28 @@ TEST_CASE("socket path counts every key of a known workload exactly", "[bpf][soc
 TEST_CASE("syscall path counts every key of a known workload exactly", "[bpf][syscall]") {
     check_run("syscall");
 }
+
+TEST_CASE("syscall path counts clients on a unix socket", "[bpf][syscall][unix]") {
+    const std::string path = "/tmp/keyscope-test-" + std::to_string(getpid()) + ".sock";
+    RedisServer redis(path);
+    for (int i = 0; i < 100 && access(path.c_str(), F_OK) != 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    Daemon d({"--target", "redis://127.0.0.1:" + std::to_string(redis.port()), "--probe", "syscall",
+              "--interval", "300ms"});
+    {
+        RespClient c(path);
+        c.roundtrip(repeat({"SET", "unix:1", "v"}, 3) + repeat({"GET", "unix:1"}, 7), 10);
+    }
+    int status = 0;
+    auto lines = d.stop(&status);
+    REQUIRE(!lines.empty());
+    const json& summary = lines.back();
+    INFO("summary: " << summary.dump());
+    CHECK(summary["total"]["requests"] == 10);
+    REQUIRE(summary["keys"].size() == 1);
+    CHECK(summary["keys"][0]["key"] == "unix:1");
+    CHECK(summary["keys"][0]["writes"] == 3);
+    CHECK(summary["keys"][0]["reads"] == 7);
+    CHECK(summary["keys"][0]["max_value_bytes"] == 1);
+    unlink(path.c_str());
+}

@@ -5,6 +5,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include "error_of.hpp"
 
 #include "output/key_format.hpp"
 #include "util/error.hpp"
@@ -51,14 +52,7 @@ std::optional<std::string> unescape(const std::string& text) {
 }
 
 std::string error_of(std::string_view text) {
-    try {
-        parse_redaction(text);
-    } catch (const keyscope::Error& e) {
-        return e.what();
-    } catch (...) {
-        return "<another exception>";
-    }
-    return "<no exception>";
+    return keyscope::test::error_of([&] { parse_redaction(text); });
 }
 
 }  // namespace

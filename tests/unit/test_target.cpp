@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include "error_of.hpp"
 
 #include "target/target.hpp"
 #include "util/duration.hpp"
@@ -15,6 +16,8 @@ using keyscope::parse_target;
 using keyscope::Target;
 using std::chrono::milliseconds;
 
+using keyscope::test::error_of;
+
 namespace {
 
 using Addr = std::array<std::uint8_t, 16>;
@@ -24,18 +27,6 @@ Addr v4(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d) {
 }
 
 const Addr kV6Loopback = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-
-template <class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const keyscope::Error& e) {
-        return e.what();
-    } catch (...) {
-        return "<another exception>";
-    }
-    return "<no exception>";
-}
 
 }  // namespace
 
