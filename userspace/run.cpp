@@ -10,7 +10,11 @@
 
 #include "collect/collector.hpp"
 #include "collect/stats.hpp"
+#include "detect/detector.hpp"
+#include "output/hotspot_report.hpp"
+#include "output/http_server.hpp"
 #include "output/report.hpp"
+#include "output/snapshot.hpp"
 #include "target/discover.hpp"
 #include "util/error.hpp"
 
@@ -62,11 +66,89 @@ void emit(const RunOptions& opts, const nlohmann::json& j, const std::string& te
     std::cout.flush();
 }
 
+/// Builds what /metrics, /healthz and the API serve after one collection.
+struct SnapshotBuilder {
+    const std::vector<Target>& targets;
+    const ReportContext& report;
+    const HotspotContext& hot;
+    std::vector<Totals> totals;
+    std::vector<LatencyHistogram> lat;
+
+    Snapshot build(const IntervalData& d, double ts, double secs, const std::vector<HotspotEvent>& active) {
+        Snapshot s;
+        s.ts = ts;
+        s.interval_s = secs;
+        totals.resize(targets.size());
+        lat.resize(targets.size());
+        std::vector<LatencyHistogram> lat_now(targets.size());
+        for (const auto& k : d.keys) {
+            if (k.target >= targets.size()) continue;
+            for (std::size_t b = 0; b < k.lat.size(); ++b) {
+                lat[k.target][b] += k.lat[b];
+                lat_now[k.target][b] += k.lat[b];
+            }
+        }
+        for (std::size_t t = 0; t < targets.size(); ++t) {
+            if (t < d.per_target.size()) totals[t] += d.per_target[t];
+            ServerSnapshot srv;
+            srv.server = targets[t].server();
+            srv.proto = targets[t].proto;
+            srv.interval = t < d.per_target.size() ? d.per_target[t] : Totals{};
+            srv.total = totals[t];
+            srv.lat_total = lat[t];
+            srv.p99_us = quantile_us(lat_now[t], 0.99);
+            s.servers.push_back(std::move(srv));
+        }
+        for (const auto& k : top_keys(d.keys, report.top_n)) {
+            KeySnapshot row;
+            row.server = k.target < targets.size() ? targets[k.target].server() : "?";
+            row.proto = k.target < targets.size() ? targets[k.target].proto : "?";
+            row.key = k.named ? report.keys.format(k.key, k.truncated, k.hash)
+                              : report.keys.format("", false, k.hash);
+            row.truncated = k.truncated;
+            row.reads = k.reads;
+            row.writes = k.writes;
+            row.errors = k.errors;
+            row.redirects = k.redirects;
+            row.bytes_in = k.bytes_in;
+            row.bytes_out = k.bytes_out;
+            row.max_value_bytes = k.max_value;
+            row.p50_us = quantile_us(k.lat, 0.5);
+            row.p99_us = quantile_us(k.lat, 0.99);
+            s.keys.push_back(std::move(row));
+        }
+        for (const auto& h : active) s.hotspots.push_back(hotspot_snapshot(h, hot));
+        return s;
+    }
+};
+
 }  // namespace
+
+std::pair<std::string, int> parse_listen_address(const std::string& text) {
+    auto colon = text.rfind(':');
+    auto bad = [&](const std::string& why) {
+        return Error(
+            "--http: bad address '" + text + "': " + why + " (use HOST:PORT, e.g. 127.0.0.1:9464, or off)",
+            2);
+    };
+    if (colon == std::string::npos || colon == 0) throw bad("missing :PORT");
+    std::string host = text.substr(0, colon), port = text.substr(colon + 1);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    int p = 0;
+    for (char c : port) {
+        if (c < '0' || c > '9' || p > 65535) throw bad("port must be 0-65535 (0: any free port)");
+        p = p * 10 + (c - '0');
+    }
+    if (port.empty() || p > 65535) throw bad("port must be 0-65535 (0: any free port)");
+    return {host, p};
+}
 
 int run(const RunOptions& opts) {
     check_bpf_prerequisites();
     auto targets = resolve_targets(opts);
+    std::vector<std::string> servers;
+    for (const auto& t : targets) servers.push_back(t.server());
+    Detector detector(opts.detect_config, servers);
 
     ProbeOptions popts;
     popts.kind = opts.probe;
@@ -80,15 +162,47 @@ int run(const RunOptions& opts) {
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
 
-    KeyFormatter fmt(opts.redact);
+    KeyFormatter fmt(opts.redact, opts.detect_config.prefixes.delimiter);
     ReportContext ctx{targets, fmt, opts.top};
+    HotspotContext hot{targets, fmt};
+    SnapshotBuilder snapshots{targets, ctx, hot, {}, {}};
+    SnapshotBoard board;
+    const double started = now_unix();
+    auto health = [&](double last) {
+        HealthSnapshot h;
+        h.probes_attached = true;
+        h.started = started;
+        h.last_collection = last;
+        h.interval_s = std::chrono::duration<double>(opts.interval).count();
+        h.key_map_capacity = opts.max_keys;
+        h.programs = probes.program_costs();
+        return h;
+    };
+    {
+        Snapshot first;
+        first.health = health(0);
+        board.publish(std::move(first));
+    }
+    std::unique_ptr<HttpServer> http;
+    std::string http_address;
+    if (opts.http != "off") {
+        auto [host, port] = parse_listen_address(opts.http);
+        http = std::make_unique<HttpServer>(host, port, board);
+        http_address = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                       std::to_string(http->port());
+    }
     for (const auto& p : probes.attach_points()) spdlog::info("attached {}", p);
     {
         std::string text = "keyscope: observing";
         for (const auto& t : targets)
             text += " " + t.server() + (t.pid ? " (pid " + std::to_string(t.pid) + ")" : "");
         text += std::string(" via the ") + probe_name(opts.probe) + " path";
-        emit(opts, ready_json(ctx, probe_name(opts.probe)), text);
+        auto j = ready_json(ctx, probe_name(opts.probe));
+        if (http) {
+            j["http"] = http_address;
+            text += "; http://" + http_address + "/metrics";
+        }
+        emit(opts, j, text);
     }
 
     using clock = std::chrono::steady_clock;
@@ -106,8 +220,21 @@ int run(const RunOptions& opts) {
         for (std::size_t i = 0; i < d.per_target.size(); ++i) summary.per_target[i] += d.per_target[i];
         double secs = std::chrono::duration<double>(at - last).count();
         last = at;
-        emit(opts, interval_json("interval", now_unix(), secs, d, ctx),
-             interval_text("interval", secs, d, ctx));
+        const double ts = now_unix();
+        std::vector<HotspotEvent> events;
+        if (opts.detect) events = detector.observe(d, ts, secs);
+        auto active = detector.active();
+        auto j = interval_json("interval", ts, secs, d, ctx);
+        if (opts.detect) j["hotspots"] = hotspot_summary_json(active, hot);
+        emit(opts, j, interval_text("interval", secs, d, ctx));
+        for (const auto& ev : events) {
+            spdlog::warn("{}", hotspot_log_line(ev, hot));
+            if (opts.output == OutputFormat::json) emit(opts, hotspot_json(ev, hot), "");
+        }
+        Snapshot snap = snapshots.build(d, ts, secs, active);
+        snap.health = health(ts);
+        snap.health.key_map_used = d.keys.size();
+        board.publish(std::move(snap));
     };
 
     bool stop = false;
@@ -123,8 +250,9 @@ int run(const RunOptions& opts) {
 
     summary.keys = cumulative.all();
     double secs = std::chrono::duration<double>(clock::now() - start).count();
-    emit(opts, interval_json("summary", now_unix(), secs, summary, ctx),
-         interval_text("summary", secs, summary, ctx));
+    auto j = interval_json("summary", now_unix(), secs, summary, ctx);
+    if (opts.detect) j["hotspots"] = hotspot_summary_json(detector.active(), hot);
+    emit(opts, j, interval_text("summary", secs, summary, ctx));
     return 0;
 }
 

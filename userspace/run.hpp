@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "bpf/probes.hpp"
+#include "detect/detect_config.hpp"
 #include "output/key_format.hpp"
 
 namespace keyscope {
@@ -22,7 +23,13 @@ struct RunOptions {
     ProbeKind probe = ProbeKind::socket;
     Redaction redact = Redaction::none;
     std::uint32_t max_keys = 16384;
+    bool detect = true;  // run the hotspot engine
+    DetectConfig detect_config;
+    std::string http = "127.0.0.1:9464";  // HOST:PORT of /metrics, /healthz, /api; "off" = none
 };
+
+/// Splits "HOST:PORT" (an IP address) for --http; throws a one-line Error.
+std::pair<std::string, int> parse_listen_address(const std::string& text);
 
 int run(const RunOptions& opts);
 

@@ -13,6 +13,9 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <algorithm>
+#include <atomic>
+#include <functional>
 
 #include <chrono>
 #include <cstring>
@@ -158,10 +161,48 @@ private:
     ReplyDriver parser_;
 };
 
+/// Sends `rate` commands per second on one connection, in batches every
+/// 10 ms, until destroyed: a steady, exactly counted load. `make(i)` is the
+/// i-th command's bytes.
+class PacedLoad {
+public:
+    PacedLoad(int port, double rate, std::function<std::string(std::uint64_t)> make)
+        : client_(port), thread_([this, rate, make = std::move(make)] {
+              auto start = std::chrono::steady_clock::now();
+              while (!stop_) {
+                  double secs =
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+                  auto due = static_cast<std::uint64_t>(secs * rate);
+                  std::string batch;
+                  std::size_t n = 0;
+                  for (std::uint64_t i = sent_; i < due; ++i, ++n) batch += make(i);
+                  if (n) client_.roundtrip(batch, n);
+                  sent_ = due > sent_ ? due : sent_.load();
+                  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+              }
+          }) {}
+    ~PacedLoad() { stop(); }
+    /// Stops and returns how many commands were sent (and answered).
+    std::uint64_t stop() {
+        stop_ = true;
+        if (thread_.joinable()) thread_.join();
+        return sent_;
+    }
+
+private:
+    RespClient client_;
+    std::atomic<bool> stop_{false};
+    std::atomic<std::uint64_t> sent_{0};
+    std::thread thread_;
+};
+
 /// keyscope run ... -o json, read line by line.
 class Daemon {
 public:
     explicit Daemon(std::vector<std::string> args) {
+        // one daemon per test may serve HTTP; the others must not fight for the port
+        if (std::find(args.begin(), args.end(), "--http") == args.end())
+            args.insert(args.end(), {"--http", "off"});
         args.insert(args.begin(), {KEYSCOPE_BIN, "run", "-o", "json"});
         pid_ = spawn(args, &out_);
         auto ready = next_line(std::chrono::seconds(30));
@@ -178,6 +219,19 @@ public:
     }
     const nlohmann::json& ready() const { return ready_; }
 
+    /// Every line printed during the next `d` (keeps the pipe drained while a test waits).
+    std::vector<nlohmann::json> lines_for(std::chrono::milliseconds d) {
+        std::vector<nlohmann::json> lines;
+        auto deadline = std::chrono::steady_clock::now() + d;
+        for (;;) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) break;
+            if (auto l = next_line(left)) lines.push_back(nlohmann::json::parse(*l));
+        }
+        return lines;
+    }
+
     /// SIGINT, then every line until exit; returns (intervals, summary) and the exit status.
     std::vector<nlohmann::json> stop(int* status) {
         kill(pid_, SIGINT);
@@ -189,7 +243,7 @@ public:
     }
 
 private:
-    std::optional<std::string> next_line(std::chrono::seconds timeout) {
+    std::optional<std::string> next_line(std::chrono::milliseconds timeout) {
         auto deadline = std::chrono::steady_clock::now() + timeout;
         for (;;) {
             auto nl = buf_.find('\n');

@@ -199,4 +199,18 @@ void Probes::set_gen(std::uint32_t gen) {
         throw Error("switching the collection generation failed: " + errno_text(errno));
 }
 
+std::vector<ProgramCost> Probes::program_costs() const {
+    std::vector<ProgramCost> out;
+    bpf_program* prog = nullptr;
+    bpf_object__for_each_program(prog, skel_->obj) {
+        int fd = bpf_program__fd(prog);
+        if (fd < 0) continue;  // not loaded (the other capture path)
+        bpf_prog_info info{};
+        __u32 len = sizeof info;
+        if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) continue;
+        out.push_back({bpf_program__name(prog), info.run_time_ns, info.run_cnt});
+    }
+    return out;
+}
+
 }  // namespace keyscope

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "output/snapshot.hpp"
 #include "target/target.hpp"
 
 struct keyscope_bpf;  // generated skeleton, see probes.cpp
@@ -39,6 +40,8 @@ public:
     int keys_fd(std::uint32_t gen) const;
     int counters_fd() const;
     void set_gen(std::uint32_t gen);
+    /// Run time and count of each loaded program (zero unless bpf_stats is on).
+    std::vector<ProgramCost> program_costs() const;
     /// Where the programs are attached, e.g. "tc ingress lo".
     const std::vector<std::string>& attach_points() const { return points_; }
 

@@ -48,4 +48,11 @@ std::string KeyFormatter::format(std::string_view bytes, bool truncated, std::ui
     return escape_key(bytes) + (truncated ? "..." : "");
 }
 
+std::string KeyFormatter::format_prefix(std::string_view prefix) const {
+    if (mode_ != Redaction::hash) return escape_key(prefix);
+    std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a 64
+    for (unsigned char c : prefix) h = (h ^ c) * 0x100000001b3ULL;
+    return format(prefix, false, h);
+}
+
 }  // namespace keyscope

@@ -25,6 +25,9 @@ public:
     /// The key as outputs show it: escaped, "..." appended when truncated;
     /// or "#<hash>" (hash mode); or "<prefix><delim>*" (prefix mode).
     std::string format(std::string_view bytes, bool truncated, std::uint64_t hash) const;
+    /// A key prefix or glob ("user:*"): shown as is unless keys are hashed,
+    /// then as "#<FNV-1a of the prefix>".
+    std::string format_prefix(std::string_view prefix) const;
     Redaction mode() const { return mode_; }
 
 private:

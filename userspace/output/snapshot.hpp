@@ -1,0 +1,95 @@
+// What the daemon knows after each collection, as plain data: the run loop
+// publishes one Snapshot per interval and every sink that is not the stdout
+// stream (HTTP /metrics, /healthz, the JSON API, later `keyscope top`)
+// renders from a copy of it. Keys in it are already redacted.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "collect/stats.hpp"
+
+namespace keyscope {
+
+/// One server (target) with its counters.
+struct ServerSnapshot {
+    std::string server;  // "HOST:PORT"
+    std::string proto;   // "redis"
+    Totals interval;     // the last interval
+    Totals total;        // cumulative since start
+    LatencyHistogram lat_total{};  // cumulative request latency of keyed requests
+    double p99_us = 0;             // the last interval's p99
+};
+
+/// One row of the top keys of the last interval (bounded by --top).
+struct KeySnapshot {
+    std::string server;
+    std::string proto;
+    std::string key;  // as shown: escaped and redacted
+    bool truncated = false;
+    std::uint64_t reads = 0, writes = 0, errors = 0, redirects = 0, bytes_in = 0, bytes_out = 0,
+                  max_value_bytes = 0;
+    double p50_us = 0, p99_us = 0;
+};
+
+/// One active hotspot.
+struct HotspotSnapshot {
+    std::string entity;    // key | prefix | slot | server
+    std::string name;      // the key, prefix, slot number or server, as shown
+    std::string server;    // "HOST:PORT"
+    std::string kind;      // read | write | size | latency | error
+    std::string severity;  // low | medium | high | critical
+    std::string rule;      // absolute | temporal | relative
+    std::string detail;    // e.g. "5012 reads in 60s (12.3x baseline)"
+    double value = 0, threshold = 0, baseline = 0;
+    double since = 0;  // unix seconds of its start
+    std::vector<std::string> recommended_actions;
+};
+
+/// Cost of one BPF program (cumulative; zero unless kernel bpf_stats is on).
+struct ProgramCost {
+    std::string name;
+    std::uint64_t run_time_ns = 0, run_count = 0;
+};
+
+/// keyscope's own health.
+struct HealthSnapshot {
+    bool probes_attached = false;
+    double started = 0;         // unix seconds
+    double last_collection = 0; // unix seconds; 0 = none yet
+    double interval_s = 0;      // configured interval
+    std::uint64_t key_map_capacity = 0;  // entries per interval
+    std::uint64_t key_map_used = 0;      // distinct keys in the last interval
+    std::vector<ProgramCost> programs;
+};
+
+struct Snapshot {
+    double ts = 0;          // unix seconds of the last collection
+    double interval_s = 0;  // length of the last interval
+    std::vector<ServerSnapshot> servers;
+    std::vector<KeySnapshot> keys;
+    std::vector<HotspotSnapshot> hotspots;
+    HealthSnapshot health;
+};
+
+/// The latest Snapshot, shared between the run loop (writer) and server
+/// threads (readers). Readers get a copy so no lock is held while rendering.
+class SnapshotBoard {
+public:
+    void publish(Snapshot s) {
+        std::lock_guard lock(mu_);
+        snap_ = std::move(s);
+    }
+    Snapshot get() const {
+        std::lock_guard lock(mu_);
+        return snap_;
+    }
+
+private:
+    mutable std::mutex mu_;
+    Snapshot snap_;
+};
+
+}  // namespace keyscope
