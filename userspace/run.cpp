@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -71,6 +72,8 @@ struct SnapshotBuilder {
     const std::vector<Target>& targets;
     const ReportContext& report;
     const HotspotContext& hot;
+    const PrefixRules& prefixes;
+    std::size_t keys_n;
     std::vector<Totals> totals;
     std::vector<LatencyHistogram> lat;
 
@@ -99,7 +102,7 @@ struct SnapshotBuilder {
             srv.p99_us = quantile_us(lat_now[t], 0.99);
             s.servers.push_back(std::move(srv));
         }
-        for (const auto& k : top_keys(d.keys, report.top_n)) {
+        for (const auto& k : top_keys(d.keys, keys_n)) {
             KeySnapshot row;
             row.server = k.target < targets.size() ? targets[k.target].server() : "?";
             row.proto = k.target < targets.size() ? targets[k.target].proto : "?";
@@ -115,8 +118,27 @@ struct SnapshotBuilder {
             row.max_value_bytes = k.max_value;
             row.p50_us = quantile_us(k.lat, 0.5);
             row.p99_us = quantile_us(k.lat, 0.99);
+            row.lat = k.lat;
             s.keys.push_back(std::move(row));
         }
+        for (const auto& e : roll_up(d, prefixes)) {
+            if (e.kind != EntityKind::prefix && e.kind != EntityKind::slot) continue;
+            EntityRow r;
+            r.server = e.target < targets.size() ? targets[e.target].server() : "?";
+            r.name = e.kind == EntityKind::prefix ? report.keys.format_prefix(e.name) : e.name;
+            r.reads = e.reads;
+            r.writes = e.writes;
+            r.errors = e.errors;
+            r.bytes_out = e.bytes_out;
+            r.max_value_bytes = e.max_value;
+            r.p99_us = quantile_us(e.lat, 0.99);
+            (e.kind == EntityKind::prefix ? s.prefixes : s.slots).push_back(std::move(r));
+        }
+        auto busiest = [](const EntityRow& a, const EntityRow& b) {
+            return a.reads + a.writes > b.reads + b.writes;
+        };
+        std::sort(s.prefixes.begin(), s.prefixes.end(), busiest);
+        if (s.prefixes.size() > keys_n) s.prefixes.resize(keys_n);
         for (const auto& h : active) s.hotspots.push_back(hotspot_snapshot(h, hot));
         return s;
     }
@@ -143,7 +165,9 @@ std::pair<std::string, int> parse_listen_address(const std::string& text) {
     return {host, p};
 }
 
-int run(const RunOptions& opts) {
+int run(const RunOptions& opts, const RunHooks& hooks) {
+    // embedded in `keyscope top`: no stdout stream, no signal handlers of its own
+    const bool embedded = hooks.board != nullptr;
     check_bpf_prerequisites();
     auto targets = resolve_targets(opts);
     std::vector<std::string> servers;
@@ -157,16 +181,22 @@ int run(const RunOptions& opts) {
     Probes probes(popts);
     Collector collector(probes, targets.size());
 
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
+    if (!embedded) {
+        struct sigaction sa {};
+        sa.sa_handler = on_signal;
+        sigaction(SIGINT, &sa, nullptr);
+        sigaction(SIGTERM, &sa, nullptr);
+    }
+    auto stopping = [&] { return g_stop || (hooks.stop && hooks.stop->load()); };
 
     KeyFormatter fmt(opts.redact, opts.detect_config.prefixes.delimiter);
     ReportContext ctx{targets, fmt, opts.top};
     HotspotContext hot{targets, fmt};
-    SnapshotBuilder snapshots{targets, ctx, hot, {}, {}};
-    SnapshotBoard board;
+    SnapshotBuilder snapshots{
+        targets, ctx, hot, opts.detect_config.prefixes, hooks.snapshot_keys ? hooks.snapshot_keys : opts.top,
+        {},      {}};
+    SnapshotBoard own_board;
+    SnapshotBoard& board = embedded ? *hooks.board : own_board;
     const double started = now_unix();
     auto health = [&](double last) {
         HealthSnapshot h;
@@ -202,8 +232,9 @@ int run(const RunOptions& opts) {
             j["http"] = http_address;
             text += "; http://" + http_address + "/metrics";
         }
-        emit(opts, j, text);
+        if (!embedded) emit(opts, j, text);
     }
+    if (hooks.on_ready) hooks.on_ready();
 
     using clock = std::chrono::steady_clock;
     const auto start = clock::now();
@@ -226,8 +257,8 @@ int run(const RunOptions& opts) {
         auto active = detector.active();
         auto j = interval_json("interval", ts, secs, d, ctx);
         if (opts.detect) j["hotspots"] = hotspot_summary_json(active, hot);
-        emit(opts, j, interval_text("interval", secs, d, ctx));
-        for (const auto& ev : events) {
+        if (!embedded) emit(opts, j, interval_text("interval", secs, d, ctx));
+        for (const auto& ev : embedded ? std::vector<HotspotEvent>{} : events) {
             spdlog::warn("{}", hotspot_log_line(ev, hot));
             if (opts.output == OutputFormat::json) emit(opts, hotspot_json(ev, hot), "");
         }
@@ -241,9 +272,10 @@ int run(const RunOptions& opts) {
     while (!stop) {
         auto deadline = next;
         if (opts.duration.count() > 0) deadline = std::min(deadline, start + opts.duration);
-        while (!g_stop && clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        while (!stopping() && clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
         auto now = clock::now();
-        stop = g_stop || (opts.duration.count() > 0 && now >= start + opts.duration);
+        stop = stopping() || (opts.duration.count() > 0 && now >= start + opts.duration);
         take(now);
         next += opts.interval;
     }
@@ -252,7 +284,7 @@ int run(const RunOptions& opts) {
     double secs = std::chrono::duration<double>(clock::now() - start).count();
     auto j = interval_json("summary", now_unix(), secs, summary, ctx);
     if (opts.detect) j["hotspots"] = hotspot_summary_json(detector.active(), hot);
-    emit(opts, j, interval_text("summary", secs, summary, ctx));
+    if (!embedded) emit(opts, j, interval_text("summary", secs, summary, ctx));
     return 0;
 }
 

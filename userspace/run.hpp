@@ -1,13 +1,16 @@
 // `keyscope run`: observe targets, print every interval, summarise on exit.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "bpf/probes.hpp"
 #include "detect/detect_config.hpp"
 #include "output/key_format.hpp"
+#include "output/snapshot.hpp"
 
 namespace keyscope {
 
@@ -31,6 +34,16 @@ struct RunOptions {
 /// Splits "HOST:PORT" (an IP address) for --http; throws a one-line Error.
 std::pair<std::string, int> parse_listen_address(const std::string& text);
 
-int run(const RunOptions& opts);
+/// For `keyscope top`: run the same loop without printing, publishing every
+/// snapshot to `board`, until `stop` is set. `on_ready` runs once the probes
+/// are attached (errors before that are thrown from run() as usual).
+struct RunHooks {
+    SnapshotBoard* board = nullptr;
+    std::atomic<bool>* stop = nullptr;
+    std::function<void()> on_ready;
+    std::size_t snapshot_keys = 0;  // keys per snapshot (0 = --top)
+};
+
+int run(const RunOptions& opts, const RunHooks& hooks = {});
 
 }  // namespace keyscope

@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "output/metrics.hpp"
+#include "output/snapshot_json.hpp"
 #include "util/error.hpp"
 
 namespace keyscope {
@@ -74,6 +75,9 @@ HttpServer::HttpServer(const std::string& host_arg, int port, const SnapshotBoar
         HealthVerdict v = health(board.get(), now_unix());
         res.status = v.ok ? 200 : 503;
         res.set_content(v.ok ? "ok\n" : "unhealthy: " + v.reason + "\n", "text/plain; charset=utf-8");
+    });
+    svr.Get("/api/snapshot", [&board](const httplib::Request&, httplib::Response& res) {
+        send_json(res, snapshot_to_json(board.get()));
     });
     svr.Get("/api/keys", [&board](const httplib::Request&, httplib::Response& res) {
         send_json(res, keys_json(board.get()));

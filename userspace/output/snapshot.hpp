@@ -15,10 +15,10 @@ namespace keyscope {
 
 /// One server (target) with its counters.
 struct ServerSnapshot {
-    std::string server;  // "HOST:PORT"
-    std::string proto;   // "redis"
-    Totals interval;     // the last interval
-    Totals total;        // cumulative since start
+    std::string server;            // "HOST:PORT"
+    std::string proto;             // "redis"
+    Totals interval;               // the last interval
+    Totals total;                  // cumulative since start
     LatencyHistogram lat_total{};  // cumulative request latency of keyed requests
     double p99_us = 0;             // the last interval's p99
 };
@@ -32,6 +32,15 @@ struct KeySnapshot {
     std::uint64_t reads = 0, writes = 0, errors = 0, redirects = 0, bytes_in = 0, bytes_out = 0,
                   max_value_bytes = 0;
     double p50_us = 0, p99_us = 0;
+    LatencyHistogram lat{};  // for detail views
+};
+
+/// One key prefix or cluster slot of the last interval (the busiest ones).
+struct EntityRow {
+    std::string server;
+    std::string name;  // the prefix as shown, or the slot number
+    std::uint64_t reads = 0, writes = 0, errors = 0, bytes_out = 0, max_value_bytes = 0;
+    double p99_us = 0;
 };
 
 /// One active hotspot.
@@ -57,9 +66,9 @@ struct ProgramCost {
 /// keyscope's own health.
 struct HealthSnapshot {
     bool probes_attached = false;
-    double started = 0;         // unix seconds
-    double last_collection = 0; // unix seconds; 0 = none yet
-    double interval_s = 0;      // configured interval
+    double started = 0;                  // unix seconds
+    double last_collection = 0;          // unix seconds; 0 = none yet
+    double interval_s = 0;               // configured interval
     std::uint64_t key_map_capacity = 0;  // entries per interval
     std::uint64_t key_map_used = 0;      // distinct keys in the last interval
     std::vector<ProgramCost> programs;
@@ -70,6 +79,8 @@ struct Snapshot {
     double interval_s = 0;  // length of the last interval
     std::vector<ServerSnapshot> servers;
     std::vector<KeySnapshot> keys;
+    std::vector<EntityRow> prefixes;  // busiest first, bounded like keys
+    std::vector<EntityRow> slots;     // every slot with traffic
     std::vector<HotspotSnapshot> hotspots;
     HealthSnapshot health;
 };
