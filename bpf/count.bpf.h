@@ -207,8 +207,10 @@ static __always_inline void ks_on_reply(struct ks_walk *w)
 	seq = f->rep_seq++;
 	p = &f->pending[seq & (KS_PENDING - 1)];
 	if (p->seq != seq) {
-		/* more requests in flight than remembered */
+		/* more requests in flight than remembered, or replies never seen:
+		 * start matching afresh rather than stay behind for good */
 		cnt->reply_unmatched++;
+		f->rep_seq = f->req_seq;
 		return;
 	}
 	if (!p->has_key)

@@ -138,3 +138,32 @@ TEST_CASE("keyscope top in tmux: hot key first, sort, filter, quit leaves the sh
     CHECK(result.find("echo+") != std::string::npos);
     CHECK(sh("bpftool prog show | grep -c ' name ks_' || true").substr(0, 1) == "0");
 }
+
+TEST_CASE("keyscope top --connect prints batch snapshots of a running daemon", "[top]") {
+    RedisServer redis;
+    const int http_port = free_port();
+    Daemon d({"--target", "redis://127.0.0.1:" + std::to_string(redis.port()), "--interval", "500ms",
+              "--http", "127.0.0.1:" + std::to_string(http_port)});
+    PacedLoad hot(redis.port(), 2000, [](std::uint64_t) { return resp_command({"GET", "hot:api"}); });
+    PacedLoad bg(redis.port(), 500, [](std::uint64_t i) {
+        return resp_command({"GET", "bg:" + std::to_string(i % 20)});
+    });
+    d.lines_for(std::chrono::milliseconds(1500));
+    // piped: batch mode without -b
+    std::string out = sh(std::string(KEYSCOPE_BIN) + " top --connect 127.0.0.1:" + std::to_string(http_port) +
+                         " --interval 500ms -n 2 2>&1");
+    INFO(out);
+    auto rows = table_rows(out);
+    REQUIRE(rows.size() >= 2);
+    CHECK(rows[0].rfind("hot:api", 0) == 0);
+    CHECK(out.find("[daemon at 127.0.0.1:" + std::to_string(http_port) + "]") != std::string::npos);
+    d.lines_for(std::chrono::milliseconds(100));
+
+    // nobody there: one line, non-zero exit
+    int dead = free_port();
+    std::string err = sh(std::string(KEYSCOPE_BIN) + " top --connect 127.0.0.1:" + std::to_string(dead) +
+                         " -n 1 2>&1; echo rc=$?");
+    INFO(err);
+    CHECK(err.find("error: --connect 127.0.0.1:" + std::to_string(dead)) == 0);
+    CHECK(err.find("rc=1") != std::string::npos);
+}

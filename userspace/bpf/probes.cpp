@@ -158,8 +158,10 @@ void Probes::attach_tc(const ProbeOptions& opts) {
             bpf_program* prog;
             int type;
             const char* dir;
-        } hooks[] = {{skel_->progs.ks_tc_ingress, kTcxIngress, "ingress"},
-                     {skel_->progs.ks_tc_egress, kTcxEgress, "egress"}};
+        } hooks[] = {// replies first: a request counted before its reply's hook exists
+                     // would leave the connection's reply matching behind for good
+                     {skel_->progs.ks_tc_egress, kTcxEgress, "egress"},
+                     {skel_->progs.ks_tc_ingress, kTcxIngress, "ingress"}};
         for (const auto& h : hooks) {
             int fd = bpf_link_create(bpf_program__fd(h.prog), ifindex, static_cast<bpf_attach_type>(h.type),
                                      nullptr);

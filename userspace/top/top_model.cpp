@@ -79,9 +79,21 @@ std::string sparkline(const std::vector<double>& values, int width, bool utf8) {
     static const char ascii[] = "_.-=+*#@";
     std::string out;
     if (width <= 0) return out;
-    std::vector<double> v(
-        values.end() - std::min<std::ptrdiff_t>(width, static_cast<std::ptrdiff_t>(values.size())),
-        values.end());
+    // more samples than cells: each cell shows the mean of its share, so the
+    // whole history (a minute) fits
+    std::vector<double> v;
+    if (static_cast<int>(values.size()) <= width) {
+        v = values;
+    } else {
+        for (int c = 0; c < width; ++c) {
+            std::size_t from = values.size() * static_cast<std::size_t>(c) / static_cast<std::size_t>(width);
+            std::size_t to =
+                values.size() * static_cast<std::size_t>(c + 1) / static_cast<std::size_t>(width);
+            double sum = 0;
+            for (std::size_t k = from; k < to; ++k) sum += values[k];
+            v.push_back(to > from ? sum / static_cast<double>(to - from) : 0);
+        }
+    }
     double hi = 0;
     for (double x : v) hi = std::max(hi, x);
     for (int pad = static_cast<int>(v.size()); pad < width; ++pad) out += ' ';

@@ -106,7 +106,8 @@ private:
 std::string fmt_count(double v, int width);
 std::string fmt_bytes(double v, int width);
 std::string fmt_latency_us(double us, int width);
-/// A sparkline of `values` in `width` cells (UTF-8 blocks, or ASCII).
+/// A sparkline of `values` in `width` cells (UTF-8 blocks, or ASCII); more
+/// values than cells are averaged into the cells, fewer are right-aligned.
 std::string sparkline(const std::vector<double>& values, int width, bool utf8);
 
 }  // namespace keyscope
