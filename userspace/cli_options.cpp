@@ -17,6 +17,9 @@ void ObserveFlags::add_to(CLI::App* cmd, const std::string& interval) {
     cmd->add_option("--max-keys", opts.max_keys, "distinct keys per interval held in the kernel")
         ->capture_default_str()
         ->check(CLI::Range(16, 4 * 1024 * 1024));
+    cmd->add_flag(
+        "--bpf-stats", opts.bpf_stats,
+        "have the kernel time the BPF programs (BPF ns per request in top and /metrics; ~20 ns a run)");
     cmd->add_option("-d,--duration", duration_, "stop after this long (default: until Ctrl-C)");
 
     const char* g = "Detection";

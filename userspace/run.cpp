@@ -9,6 +9,8 @@
 #include <iostream>
 #include <thread>
 
+#include <sys/resource.h>
+
 #include "collect/collector.hpp"
 #include "collect/stats.hpp"
 #include "detect/detector.hpp"
@@ -178,6 +180,7 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
     popts.kind = opts.probe;
     popts.targets = targets;
     popts.max_keys = opts.max_keys;
+    popts.bpf_stats = opts.bpf_stats;
     Probes probes(popts);
     Collector collector(probes, targets.size());
 
@@ -198,8 +201,23 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
     SnapshotBoard own_board;
     SnapshotBoard& board = embedded ? *hooks.board : own_board;
     const double started = now_unix();
+    // keyscope's own CPU use between two collections, as % of one core
+    auto cpu_seconds = [] {
+        rusage ru{};
+        getrusage(RUSAGE_SELF, &ru);
+        return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+               static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    };
+    double cpu_last = cpu_seconds(), cpu_at = now_unix(), cpu_percent = 0;
     auto health = [&](double last) {
         HealthSnapshot h;
+        if (last > cpu_at) {
+            double c = cpu_seconds();
+            cpu_percent = 100.0 * (c - cpu_last) / (last - cpu_at);
+            cpu_last = c;
+            cpu_at = last;
+        }
+        h.cpu_percent = cpu_percent;
         h.probes_attached = true;
         h.started = started;
         h.last_collection = last;

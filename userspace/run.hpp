@@ -26,6 +26,7 @@ struct RunOptions {
     ProbeKind probe = ProbeKind::socket;
     Redaction redact = Redaction::none;
     std::uint32_t max_keys = 16384;
+    bool bpf_stats = false;  // time the BPF programs (kernel bpf_stats) for /metrics and top
     bool detect = true;  // run the hotspot engine
     DetectConfig detect_config;
     std::string http = "127.0.0.1:9464";  // HOST:PORT of /metrics, /healthz, /api; "off" = none

@@ -109,11 +109,17 @@ Probes::Probes(const ProbeOptions& opts) {
             throw Error("loading the BPF programs failed: " + errno_text(err) +
                         " (run with -v for the verifier log)");
         fill_maps(opts);
+        if (opts.bpf_stats) {
+            stats_fd_ = bpf_enable_stats(BPF_STATS_RUN_TIME);
+            if (stats_fd_ < 0)
+                throw Error("--bpf-stats: enabling kernel BPF statistics failed: " + errno_text(errno));
+        }
         if (socket)
             attach_tc(opts);
         else
             attach_syscalls();
     } catch (...) {
+        if (stats_fd_ >= 0) close(stats_fd_);
         for (int fd : links_) close(fd);
         keyscope_bpf__destroy(skel_);
         throw;
@@ -122,6 +128,7 @@ Probes::Probes(const ProbeOptions& opts) {
 
 Probes::~Probes() {
     for (int fd : links_) close(fd);
+    if (stats_fd_ >= 0) close(stats_fd_);
     keyscope_bpf__destroy(skel_);
 }
 

@@ -71,6 +71,7 @@ struct HealthSnapshot {
     double interval_s = 0;               // configured interval
     std::uint64_t key_map_capacity = 0;  // entries per interval
     std::uint64_t key_map_used = 0;      // distinct keys in the last interval
+    double cpu_percent = 0;              // keyscope's own CPU over the last interval, % of one core
     std::vector<ProgramCost> programs;
 };
 

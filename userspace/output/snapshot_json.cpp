@@ -21,7 +21,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HotspotSnapshot, entity, name, s
                                                 recommended_actions)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ProgramCost, name, run_time_ns, run_count)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HealthSnapshot, probes_attached, started, last_collection,
-                                                interval_s, key_map_capacity, key_map_used, programs)
+                                                interval_s, key_map_capacity, key_map_used, cpu_percent,
+                                                programs)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Snapshot, ts, interval_s, servers, keys, prefixes, slots,
                                                 hotspots, health)
 

@@ -125,12 +125,13 @@ void TopModel::update(const Snapshot& s) {
         if (hist.size() > 50) hist.erase(hist.begin());
     }
     // BPF cost per request since the previous snapshot
+    // (the first snapshot has nothing to compare with: its total covers more than one interval)
     std::uint64_t requests = 0, ns = 0;
     for (const auto& srv : s.servers) requests += srv.interval.requests;
     for (const auto& p : s.health.programs) {
-        auto& last = last_prog_ns_[p.name];
-        if (p.run_time_ns >= last) ns += p.run_time_ns - last;
-        last = p.run_time_ns;
+        auto [it, first] = last_prog_ns_.try_emplace(p.name, p.run_time_ns);
+        if (!first && p.run_time_ns >= it->second) ns += p.run_time_ns - it->second;
+        it->second = p.run_time_ns;
     }
     bpf_ns_per_request_ = requests && ns ? static_cast<double>(ns) / static_cast<double>(requests) : -1;
 
@@ -198,6 +199,7 @@ TopSummary TopModel::summary(double now_unix) const {
                                                        static_cast<double>(snap_.health.key_map_capacity)
                                                  : 0;
     sum.unattributed = unattributed;
+    sum.cpu_percent = snap_.health.cpu_percent;
     sum.age_s = snap_.ts > 0 ? now_unix - snap_.ts : 0;
     return sum;
 }

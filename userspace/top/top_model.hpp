@@ -51,6 +51,7 @@ struct TopSummary {
     int hotspots[4] = {0, 0, 0, 0};  // by severity
     double bpf_ns_per_request = -1;  // -1: unknown (kernel bpf_stats off)
     double map_fill = 0;             // key map use, 0..1
+    double cpu_percent = 0;          // keyscope's own, % of one core
     std::uint64_t unattributed = 0;  // last interval
     double age_s = 0;                // of the data shown
 };

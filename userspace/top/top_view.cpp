@@ -212,10 +212,11 @@ std::vector<std::string> header_lines(const TopModel& m, const UiState& ui, doub
                   s.hotspots[2], s.hotspots[1], s.hotspots[0]);
     lines.push_back(pad(buf, width, false));
     std::string bpf =
-        s.bpf_ns_per_request >= 0 ? fmt_count(s.bpf_ns_per_request, 6) + " ns/req" : "n/a (bpf_stats off)";
+        s.bpf_ns_per_request >= 0 ? fmt_count(s.bpf_ns_per_request, 6) + " ns/req" : "n/a (--bpf-stats)";
     std::snprintf(buf, sizeof buf,
-                  "keyscope: BPF %s   key map %.0f%% full   unattributed %s   data age %.1fs", bpf.c_str(),
-                  100 * s.map_fill, fmt_count(static_cast<double>(s.unattributed), 7).c_str(), s.age_s);
+                  "keyscope: CPU %.1f%%   BPF %s   key map %.0f%% full   unattributed %s   age %.1fs",
+                  s.cpu_percent, bpf.c_str(), 100 * s.map_fill,
+                  fmt_count(static_cast<double>(s.unattributed), 7).c_str(), s.age_s);
     lines.push_back(pad(buf, width, false));
     return lines;
 }
