@@ -2,9 +2,11 @@
 // prefixes, Redis Cluster hash slots and the per-interval roll-up of keys into
 // key, prefix, slot and server samples.
 #include <catch2/catch.hpp>
+
 #include <cstdint>
 #include <string>
 #include <vector>
+#include "key_stats_fixture.hpp"
 
 #include "collect/stats.hpp"
 #include "detect/entities.hpp"
@@ -26,17 +28,7 @@ using keyscope::Totals;
 
 namespace {
 
-KeyStats make_key(std::uint32_t target, std::uint64_t hash, std::string key, std::uint64_t reads,
-                  std::uint64_t writes = 0) {
-    KeyStats k;
-    k.target = target;
-    k.hash = hash;
-    k.key_len = static_cast<std::uint32_t>(key.size());
-    k.key = std::move(key);
-    k.reads = reads;
-    k.writes = writes;
-    return k;
-}
+using keyscope::test::make_key;
 
 const EntitySample* find(const std::vector<EntitySample>& v, EntityKind kind, std::uint32_t target,
                          const std::string& name) {

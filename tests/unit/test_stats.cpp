@@ -2,11 +2,13 @@
 // in bpf/hist.h that both the BPF programs and the daemon use.
 #include <algorithm>
 #include <catch2/catch.hpp>
+
 #include <cstdint>
 #include <cstring>
 #include <random>
 #include <string>
 #include <vector>
+#include "key_stats_fixture.hpp"
 
 #include "collect/stats.hpp"
 
@@ -25,17 +27,7 @@ namespace {
 
 constexpr std::uint32_t kTop = KS_LAT_BUCKETS - 1;
 
-KeyStats make_key(std::uint32_t target, std::uint64_t hash, std::string key, std::uint64_t reads,
-                  std::uint64_t writes = 0) {
-    KeyStats k;
-    k.target = target;
-    k.hash = hash;
-    k.key_len = static_cast<std::uint32_t>(key.size());
-    k.key = std::move(key);
-    k.reads = reads;
-    k.writes = writes;
-    return k;
-}
+using keyscope::test::make_key;
 
 KeyStats unnamed_key(std::uint32_t target, std::uint64_t hash, std::uint64_t reads) {
     KeyStats k;

@@ -1,5 +1,7 @@
 #include "output/metrics.hpp"
 
+#include "output/report.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -334,27 +336,6 @@ void health_metrics(Exposition& x, const Snapshot& s, double now_unix) {
              "Runs of each BPF program (0 unless sysctl kernel.bpf_stats_enabled=1).");
     for (const auto& p : programs)
         x.sample("keyscope_bpf_run_count_total", {{"program", p.name}}, p.run_count);
-}
-
-nlohmann::json totals_json(const Totals& t) {
-    // the field names of the JSON Lines output (output/report.cpp)
-    return {{"requests", t.requests},
-            {"key_ops", t.key_ops},
-            {"keyless", t.keyless},
-            {"unknown_commands", t.unknown_cmds},
-            {"replies", t.replies},
-            {"errors", t.errors},
-            {"redirects", t.redirects},
-            {"bytes_in", t.bytes_in},
-            {"bytes_out", t.bytes_out},
-            {"unattributed", t.unattributed},
-            {"key_map_full", t.key_map_full},
-            {"reply_unmatched", t.reply_unmatched},
-            {"parse_errors", t.parse_errors},
-            {"retransmits_skipped", t.seq_retrans},
-            {"seq_gaps", t.seq_gaps},
-            {"flow_table_full", t.flow_full},
-            {"oversized_chunks", t.truncated_windows}};
 }
 
 }  // namespace

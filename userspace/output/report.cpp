@@ -21,10 +21,15 @@ std::string key_text(const ReportContext& ctx, const KeyStats& k) {
     return ctx.keys.format(k.key, k.truncated, k.hash);
 }
 
-nlohmann::json totals_json(const Totals& t, std::uint64_t other_key_ops) {
+double round2(double v) {
+    return static_cast<double>(static_cast<long long>(v * 100 + 0.5)) / 100;
+}
+
+}  // namespace
+
+nlohmann::json totals_json(const Totals& t) {
     return {{"requests", t.requests},
             {"key_ops", t.key_ops},
-            {"other_key_ops", other_key_ops},
             {"keyless", t.keyless},
             {"unknown_commands", t.unknown_cmds},
             {"replies", t.replies},
@@ -41,12 +46,6 @@ nlohmann::json totals_json(const Totals& t, std::uint64_t other_key_ops) {
             {"flow_table_full", t.flow_full},
             {"oversized_chunks", t.truncated_windows}};
 }
-
-double round2(double v) {
-    return static_cast<double>(static_cast<long long>(v * 100 + 0.5)) / 100;
-}
-
-}  // namespace
 
 nlohmann::json ready_json(const ReportContext& ctx, const std::string& probe) {
     auto arr = nlohmann::json::array();
@@ -94,12 +93,10 @@ nlohmann::json interval_json(const std::string& type, double ts, double interval
                            {"unattributed", t.unattributed}});
     }
     std::uint64_t other = total.key_ops >= listed ? total.key_ops - listed : 0;
-    return {{"type", type},
-            {"ts", round2(ts)},
-            {"interval_s", round2(interval_s)},
-            {"total", totals_json(total, other)},
-            {"servers", servers},
-            {"keys", keys}};
+    auto totals = totals_json(total);
+    totals["other_key_ops"] = other;
+    return {{"type", type},    {"ts", round2(ts)},   {"interval_s", round2(interval_s)},
+            {"total", totals}, {"servers", servers}, {"keys", keys}};
 }
 
 std::string interval_text(const std::string& title, double interval_s, const IntervalData& data,

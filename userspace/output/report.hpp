@@ -17,6 +17,9 @@ struct ReportContext {
     std::size_t top_n;
 };
 
+/// A target's counters under the JSON Lines field names (shared by the API).
+nlohmann::json totals_json(const Totals& t);
+
 /// {"type":"ready","targets":[...],...}
 nlohmann::json ready_json(const ReportContext& ctx, const std::string& probe);
 
