@@ -121,7 +121,24 @@ struct SnapshotBuilder {
             row.p50_us = quantile_us(k.lat, 0.5);
             row.p99_us = quantile_us(k.lat, 0.99);
             row.lat = k.lat;
-            s.keys.push_back(std::move(row));
+            // keys that show the same (--redact prefix, or the same truncated bytes) are one row
+            auto same = std::find_if(s.keys.begin(), s.keys.end(), [&](const KeySnapshot& o) {
+                return o.server == row.server && o.key == row.key;
+            });
+            if (same == s.keys.end()) {
+                s.keys.push_back(std::move(row));
+                continue;
+            }
+            same->reads += row.reads;
+            same->writes += row.writes;
+            same->errors += row.errors;
+            same->redirects += row.redirects;
+            same->bytes_in += row.bytes_in;
+            same->bytes_out += row.bytes_out;
+            same->max_value_bytes = std::max(same->max_value_bytes, row.max_value_bytes);
+            for (std::size_t b = 0; b < row.lat.size(); ++b) same->lat[b] += row.lat[b];
+            same->p50_us = quantile_us(same->lat, 0.5);
+            same->p99_us = quantile_us(same->lat, 0.99);
         }
         for (const auto& e : roll_up(d, prefixes)) {
             if (e.kind != EntityKind::prefix && e.kind != EntityKind::slot) continue;

@@ -29,17 +29,20 @@ std::string fit(std::string s, int width) {
 }
 
 std::string scaled(double v, int width, const char* const* units, double step) {
+    if (width <= 0) return "";
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.0f", v);
     if (static_cast<int>(std::string(buf).size()) <= width) return buf;
     for (int u = 1; units[u]; ++u) {
         v /= step;
         for (int prec = 1; prec >= 0; --prec) {
+            // "0M" for 100k would make a busy key look idle: a unit must show a non-zero number
+            if (v < (prec ? 0.1 : 1.0)) continue;
             std::snprintf(buf, sizeof buf, "%.*f%s", prec, v, units[u]);
             if (static_cast<int>(std::string(buf).size()) <= width) return buf;
         }
     }
-    return std::string(static_cast<std::size_t>(std::max(width, 1)), '#');  // does not fit: never wider
+    return std::string(static_cast<std::size_t>(width), '#');  // does not fit: never wider
 }
 
 }  // namespace
@@ -61,11 +64,13 @@ std::string fmt_bytes(double v, int width) {
 }
 
 std::string fmt_latency_us(double us, int width) {
+    if (width <= 0) return "";
     char buf[64];
     if (us <= 0) return fit("-", width);
-    if (us < 1000)
+    // the unit is chosen after rounding: 999.6 us is "1.0ms", not "1000us"
+    if (us < 999.5)
         std::snprintf(buf, sizeof buf, "%.0fus", us);
-    else if (us < 1e6)
+    else if (us < 999950)
         std::snprintf(buf, sizeof buf, "%.1fms", us / 1000);
     else
         std::snprintf(buf, sizeof buf, "%.1fs", us / 1e6);
@@ -110,11 +115,13 @@ std::string sparkline(const std::vector<double>& values, int width, bool utf8) {
 
 void TopModel::update(const Snapshot& s) {
     // hotspot history: one line per start or severity change, per entity
+    // (only active hotspots are remembered, so one that ends and starts again gets a new line)
+    std::map<std::string, std::string> now_state;
     for (const auto& h : s.hotspots) {
         std::string id = h.entity + "\x1f" + h.server + "\x1f" + h.name + "\x1f" + h.kind;
+        now_state[id] = h.severity;
         auto it = last_state_.find(id);
         if (it != last_state_.end() && it->second == h.severity) continue;
-        last_state_[id] = h.severity;
         if (h.entity != "key") continue;
         char when[16] = "?";
         std::time_t t = static_cast<std::time_t>(s.ts);
@@ -124,6 +131,7 @@ void TopModel::update(const Snapshot& s) {
         hist.push_back(std::string(when) + " " + h.kind + " " + h.severity + ": " + h.detail);
         if (hist.size() > 50) hist.erase(hist.begin());
     }
+    last_state_ = std::move(now_state);
     // BPF cost per request since the previous snapshot
     // (the first snapshot has nothing to compare with: its total covers more than one interval)
     std::uint64_t requests = 0, ns = 0;
@@ -143,7 +151,25 @@ void TopModel::update(const Snapshot& s) {
             int& v = sev.try_emplace({h.server, h.name}, -1).first->second;
             v = std::max(v, severity_rank(h.severity));
         }
+    // keys that show the same (redaction, truncation) cannot be told apart: one row
+    std::map<std::pair<std::string, std::string>, KeySnapshot> merged;
+    std::vector<std::pair<std::string, std::string>> order;
     for (const auto& k : s.keys) {
+        auto [it, fresh] = merged.try_emplace({k.server, k.key}, k);
+        if (fresh) {
+            order.push_back(it->first);
+            continue;
+        }
+        KeySnapshot& m = it->second;
+        m.reads += k.reads, m.writes += k.writes, m.errors += k.errors, m.redirects += k.redirects;
+        m.bytes_in += k.bytes_in, m.bytes_out += k.bytes_out;
+        m.max_value_bytes = std::max(m.max_value_bytes, k.max_value_bytes);
+        for (std::size_t b = 0; b < m.lat.size(); ++b) m.lat[b] += k.lat[b];
+        m.p50_us = quantile_us(m.lat, 0.5);
+        m.p99_us = quantile_us(m.lat, 0.99);
+    }
+    for (const auto& id : order) {
+        const KeySnapshot& k = merged.at(id);
         TopRow r;
         r.key = k.key;
         r.server = k.server;
