@@ -235,7 +235,7 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
             cpu_at = last;
         }
         h.cpu_percent = cpu_percent;
-        h.probes_attached = true;
+        h.probes_attached = probes.attached();
         h.started = started;
         h.last_collection = last;
         h.interval_s = std::chrono::duration<double>(opts.interval).count();

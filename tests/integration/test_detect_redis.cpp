@@ -218,3 +218,23 @@ TEST_CASE("uniform traffic over many keys for two minutes gives no hotspot; /met
     REQUIRE(std::regex_search(metrics, m, req));
     CHECK(std::stoull(m[1]) == sent);
 }
+
+TEST_CASE("/healthz fails once a probe is detached from outside", "[detect]") {
+    RedisServer redis;
+    const int http_port = free_port();
+    Daemon d({"--target", "redis://127.0.0.1:" + std::to_string(redis.port()), "--interval", "300ms",
+              "--http", "127.0.0.1:" + std::to_string(http_port)});
+    d.lines_for(std::chrono::milliseconds(700));
+    CHECK(http_get(http_port, "/healthz") == "ok\n");
+    // the newest tcx link (link type 11) is the daemon's last attachment
+    FILE* p = popen("bpftool link show | grep -E '^[0-9]+: type 11 ' | tail -1 | cut -d: -f1", "r");
+    REQUIRE(p);
+    int link_id = 0;
+    CHECK(std::fscanf(p, "%d", &link_id) == 1);
+    pclose(p);
+    REQUIRE(link_id > 0);
+    REQUIRE(std::system(("bpftool link detach id " + std::to_string(link_id)).c_str()) == 0);
+    d.lines_for(std::chrono::milliseconds(700));
+    std::string body = http_get(http_port, "/healthz");
+    CHECK(body == "unhealthy: probes are not attached\n");
+}

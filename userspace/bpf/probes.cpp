@@ -177,6 +177,10 @@ void Probes::attach_tc(const ProbeOptions& opts) {
                             " failed: " + errno_text(fd) + " (tcx needs Linux 6.6 or later)");
             links_.push_back(fd);
             points_.push_back(std::string("tcx ") + h.dir + " " + name);
+            bpf_prog_info info{};
+            __u32 len = sizeof info;
+            if (bpf_obj_get_info_by_fd(bpf_program__fd(h.prog), &info, &len) == 0)
+                tc_hooks_.push_back({ifindex, h.type, info.id});
         }
     }
 }
@@ -220,6 +224,19 @@ std::vector<ProgramCost> Probes::program_costs() const {
         out.push_back({bpf_program__name(prog), info.run_time_ns, info.run_cnt});
     }
     return out;
+}
+
+bool Probes::attached() const {
+    // tcx answers BPF_PROG_QUERY with the programs on the interface, ours included while attached
+    for (const auto& h : tc_hooks_) {
+        __u32 ids[64] = {}, count = 64;
+        if (bpf_prog_query(h.ifindex, static_cast<bpf_attach_type>(h.type), 0, nullptr, ids, &count) != 0)
+            return false;
+        bool found = false;
+        for (__u32 i = 0; i < count && i < 64; ++i) found = found || ids[i] == h.prog_id;
+        if (!found) return false;
+    }
+    return true;
 }
 
 }  // namespace keyscope

@@ -41,6 +41,9 @@ public:
     int keys_fd(std::uint32_t gen) const;
     int counters_fd() const;
     void set_gen(std::uint32_t gen);
+    /// False once any tc attachment has gone (someone detached a link):
+    /// counting is incomplete and /healthz says so.
+    bool attached() const;
     /// Run time and count of each loaded program (zero unless bpf_stats is on).
     std::vector<ProgramCost> program_costs() const;
     /// Where the programs are attached, e.g. "tc ingress lo".
@@ -54,7 +57,12 @@ private:
     keyscope_bpf* skel_ = nullptr;
     std::vector<int> links_;
     std::vector<std::string> points_;
-    int stats_fd_ = -1;  // holds kernel BPF run-time statistics on while open
+    int stats_fd_ = -1;
+    struct TcHook {
+        int ifindex, type;
+        std::uint32_t prog_id;
+    };
+    std::vector<TcHook> tc_hooks_;  // holds kernel BPF run-time statistics on while open
 };
 
 }  // namespace keyscope
