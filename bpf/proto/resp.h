@@ -33,61 +33,14 @@
 #ifndef KS_PROTO_RESP_H
 #define KS_PROTO_RESP_H
 
-#include "types.h"
-
-#define KS_FNV_OFFSET 0xcbf29ce484222325ULL
-#define KS_FNV_PRIME 0x100000001b3ULL
+#include "common.h"
 
 #define KS_RESP_MAX_ARGS (1024 * 1024)
 #define KS_RESP_MAX_BULK (512U * 1024 * 1024)
 #define KS_RESP_MAX_INLINE (64 * 1024)
 #define KS_RESP_MAX_COUNT (1U << 30)
 
-#ifndef KS_KEY_MAX
-#define KS_KEY_MAX 64
-#endif
-#ifndef KS_KEY_HASH_MAX
-#define KS_KEY_HASH_MAX 4096
-#endif
-
-/* Events returned through *ev: a bit mask. One window step may report a
- * token and the end of its command together; handle the bits in the order
- * CMD, KEY, END. INVALID comes alone. */
-enum ks_resp_event {
-	KS_EV_NONE = 0,
-	KS_EV_CMD = 1,	    /* command name complete: st->hash; set the key spec now */
-	KS_EV_KEY = 2,	    /* a key argument complete: st->hash, st->key, st->key_len */
-	KS_EV_END = 4,	    /* request complete: st->cmd_bytes */
-	KS_EV_REPLY = 8,    /* reply complete: rp->flags, rp->value_bytes, rp->bytes */
-	KS_EV_INVALID = 16, /* malformed input: parser is LOST until the next chunk */
-};
-
-/* ---- shared helpers ---------------------------------------------------- */
-
-static __always_inline __u64 ks_fnv_byte(__u64 h, __u8 c)
-{
-	return (h ^ c) * KS_FNV_PRIME;
-}
-
-/* Keys longer than the hashed prefix also mix in their length. */
-static __always_inline __u64 ks_key_hash_finish(__u64 h, __u32 len)
-{
-	if (len > KS_KEY_HASH_MAX)
-		h = ks_fnv_byte(ks_fnv_byte(ks_fnv_byte(ks_fnv_byte(h, len & 0xff), (len >> 8) & 0xff),
-					    (len >> 16) & 0xff),
-				(len >> 24) & 0xff);
-	return h;
-}
-
-static __always_inline __u8 ks_upper(__u8 c)
-{
-	return (c >= 'a' && c <= 'z') ? c - 32 : c;
-}
-
-static __always_inline __u32 ks_min_u32(__u32 a, __u32 b)
-{
-	return a < b ? a : b;
-}
+/* Events (KS_EV_*), the key hash and the window come from common.h. */
 
 /* ---- requests ---------------------------------------------------------- */
 
@@ -230,17 +183,6 @@ static __always_inline __u32 ks_req_invalid(struct ks_resp_req *st, __u32 avail,
 	st->state = KS_RQ_LOST;
 	*ev = KS_EV_INVALID;
 	return avail;
-}
-
-/* Accumulate a decimal digit; returns 0 on a non-digit or overflow past max. */
-static __always_inline int ks_digit(__u32 *num, __u8 c, __u32 max)
-{
-	if (c < '0' || c > '9')
-		return 0;
-	if (*num > max / 10)
-		return 0;
-	*num = *num * 10 + (c - '0');
-	return *num <= max;
 }
 
 /*
@@ -620,20 +562,8 @@ static __always_inline __u32 ks_rep_feed(struct ks_resp_rep *rp, __u8 c, __u32 a
  * fall back to the byte-at-a-time machine above at window edges and on
  * anything unusual, which then reports errors exactly as before. Same events,
  * a fraction of the BPF instructions per request. Every access is masked to
- * the window, so no input can make them read outside it.
- */
-#ifndef KS_SCRATCH
-#define KS_SCRATCH 1024
-#endif
-#define KS_WIN_MASK (KS_SCRATCH - 1)
-#define KS_WIN_AT(buf, i) ((buf)[(i) & KS_WIN_MASK])
-
-/* The bytes a step looks at: one copied window of a chunk. */
-struct ks_window {
-	__u8 buf[KS_SCRATCH];
-};
-
-/*
+ * the window, so no input can make them read outside it (see common.h).
+ *
  * In BPF the two step functions are global functions defined once in
  * bpf/parse.bpf.c: the verifier then checks each on its own, once, instead of
  * again for every state of every caller (which exceeded its 1M-instruction
@@ -643,11 +573,6 @@ struct ks_window {
 __u32 ks_req_step(struct ks_resp_req *st, const struct ks_window *win, __u32 pos, __u32 len, int *ev);
 __u32 ks_rep_step(struct ks_resp_rep *rp, const struct ks_window *win, __u32 pos, __u32 len, int *ev);
 #else
-#ifdef __bpf__
-#define KS_STEP_FN __attribute__((noinline))
-#else
-#define KS_STEP_FN static inline
-#endif
 #define KS_TOKEN_RUN 48
 #define KS_NUM_DIGITS_MAX 10
 
