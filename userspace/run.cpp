@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include <sys/resource.h>
@@ -104,6 +105,7 @@ struct SnapshotBuilder {
             srv.p99_us = quantile_us(lat_now[t], 0.99);
             s.servers.push_back(std::move(srv));
         }
+        std::map<std::pair<std::string, std::string>, std::size_t> row_of;  // (server, shown key) -> row
         for (const auto& k : top_keys(d.keys, keys_n)) {
             KeySnapshot row;
             row.server = k.target < targets.size() ? targets[k.target].server() : "?";
@@ -122,13 +124,12 @@ struct SnapshotBuilder {
             row.p99_us = quantile_us(k.lat, 0.99);
             row.lat = k.lat;
             // keys that show the same (--redact prefix, or the same truncated bytes) are one row
-            auto same = std::find_if(s.keys.begin(), s.keys.end(), [&](const KeySnapshot& o) {
-                return o.server == row.server && o.key == row.key;
-            });
-            if (same == s.keys.end()) {
+            auto [at, fresh] = row_of.try_emplace({row.server, row.key}, s.keys.size());
+            if (fresh) {
                 s.keys.push_back(std::move(row));
                 continue;
             }
+            KeySnapshot* same = &s.keys[at->second];
             same->reads += row.reads;
             same->writes += row.writes;
             same->errors += row.errors;
