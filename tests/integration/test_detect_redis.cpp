@@ -97,12 +97,17 @@ TEST_CASE("a read spike on one key starts a read hotspot within two intervals an
     CHECK((*start)["server"] == "127.0.0.1:" + std::to_string(redis.port()));
     CHECK((*start)["recommended_actions"].size() >= 1);
     // 10000 reads/s against 200 bg keys at 9 reads/s each: the relative rule
-    // (10x the median key, at least read.min_rate=200/s) is exceeded ~50x -> critical
-    CHECK((*start)["value"].get<double>() > 8000);
-    CHECK((*start)["value"].get<double>() < 12000);
-    CHECK((*start)["rule"] == "relative");
-    CHECK((*start)["threshold"] == 200.0);
-    CHECK((*start)["severity"] == "critical");
+    // (10x the median key, at least read.min_rate=200/s) is exceeded ~50x ->
+    // critical. The start may come from an interval the spike only began in,
+    // so the full rate is asserted on the first event of a whole interval.
+    bool saw_full = false;
+    for (const auto& e : evs)
+        if (e["entity"] == "key" && e["key"] == "hot:1" && e["kind"] == "read" && e["state"] != "end" &&
+            e["value"].get<double>() > 8000 && e["value"].get<double>() < 12000) {
+            saw_full = e["rule"] == "relative" && e["threshold"] == 200.0 && e["severity"] == "critical";
+            break;
+        }
+    CHECK(saw_full);
     const json* end = find_event(evs, "end", "key", "hot:1", "read");
     REQUIRE(end);
     // the quiet time (2 s) plus two intervals
