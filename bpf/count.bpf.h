@@ -76,6 +76,23 @@ static __always_inline struct ks_key_stats *ks_keys_lookup(__u32 gen, struct ks_
  * The stats entry of a key in the interval being filled, created if needed.
  * NULL when the map is full: the caller counts the operation as unattributed.
  */
+/* The current request key's bytes into `dst`, from the parser that holds them
+ * (typed copies: the verifier and clang want known sources). */
+static __always_inline __u32 ks_copy_key_name(struct ks_flow *f, __u8 *dst)
+{
+	if (f->proto == KS_PROTO_MEMCACHED) {
+		__builtin_memcpy(dst, f->mreq.key, KS_KEY_MAX);
+		return f->mreq.key_len;
+	}
+	__builtin_memcpy(dst, f->req.key, KS_KEY_MAX);
+	return f->req.key_len;
+}
+
+/*
+ * The stats entry of a key in the interval being filled, created if needed;
+ * `with_name` copies the current request key's bytes in. NULL when the map is
+ * full: the caller counts the operation as unattributed.
+ */
 static __always_inline struct ks_key_stats *ks_key_get(struct ks_walk *w, __u64 hash, int with_name)
 {
 	struct ks_key_ref ref = {.hash = hash, .target = w->flow->target};
@@ -86,8 +103,7 @@ static __always_inline struct ks_key_stats *ks_key_get(struct ks_walk *w, __u64 
 	if (s) {
 		if (with_name && (s->flags & KS_KEYF_NONAME)) {
 			/* first seen through a reply: the request now names it */
-			__builtin_memcpy(s->key, w->flow->req.key, KS_KEY_MAX);
-			s->key_len = w->flow->req.key_len;
+			s->key_len = ks_copy_key_name(w->flow, s->key);
 			s->flags = s->key_len > KS_KEY_MAX ? KS_KEYF_TRUNCATED : 0;
 		}
 		return s;
@@ -96,8 +112,7 @@ static __always_inline struct ks_key_stats *ks_key_get(struct ks_walk *w, __u64 
 		return NULL;
 	__builtin_memset(init, 0, sizeof(*init));
 	if (with_name) {
-		__builtin_memcpy(init->key, w->flow->req.key, KS_KEY_MAX);
-		init->key_len = w->flow->req.key_len;
+		init->key_len = ks_copy_key_name(w->flow, init->key);
 		init->flags = init->key_len > KS_KEY_MAX ? KS_KEYF_TRUNCATED : 0;
 	} else {
 		init->flags = KS_KEYF_NONAME;
@@ -142,63 +157,86 @@ static __always_inline void ks_on_cmd(struct ks_walk *w)
 	}
 }
 
-static __always_inline void ks_on_key(struct ks_walk *w)
+/* One key argument of a request (either protocol). */
+static __always_inline void ks_count_key(struct ks_walk *w, __u64 hash, __u32 nkeys, __u8 cls)
 {
-	struct ks_flow *f = w->flow;
 	struct ks_key_stats *s;
 
-	if (f->req.nkeys == 1)
-		f->first_key_hash = f->req.hash;
+	if (nkeys == 1)
+		w->flow->first_key_hash = hash;
 	w->cnt->key_ops++;
-	s = ks_key_get(w, f->req.hash, 1);
+	s = ks_key_get(w, hash, 1);
 	if (!s) {
 		w->cnt->unattributed++;
 		return;
 	}
-	if (f->req.cls == KS_CMD_WRITE)
+	if (cls == KS_CMD_WRITE)
 		__sync_fetch_and_add(&s->writes, 1);
 	else
 		__sync_fetch_and_add(&s->reads, 1);
 }
 
-static __always_inline void ks_on_end(struct ks_walk *w)
+static __always_inline void ks_on_key(struct ks_walk *w)
+{
+	struct ks_resp_req *rq = &w->flow->req;
+
+	ks_count_key(w, rq->hash, rq->nkeys, rq->cls);
+}
+
+/* A request is complete; `expect_reply` is false for memcached noreply/quiet. */
+static __always_inline void ks_count_end(struct ks_walk *w, __u32 cmd_bytes, __u32 nkeys, __u8 cls, int expect_reply,
+					 int retrieval)
 {
 	struct ks_flow *f = w->flow;
 	struct ks_pending *p = &f->pending[f->req_seq & (KS_PENDING - 1)];
 
 	w->cnt->requests++;
-	w->cnt->bytes_in += f->req.cmd_bytes;
-	if (f->req.nkeys == 0) {
+	w->cnt->bytes_in += cmd_bytes;
+	if (nkeys == 0) {
 		w->cnt->keyless++;
-		if (f->req.cls == KS_CMD_UNKNOWN)
+		if (cls == KS_CMD_UNKNOWN)
 			w->cnt->unknown_cmds++;
 	}
+	if (!expect_reply)
+		return;
 	/* remember it for its reply: pipelined replies come back in order */
 	p->ts_ns = w->now;
 	p->key_hash = f->first_key_hash;
-	p->has_key = f->req.nkeys > 0;
-	p->cmd_bytes = f->req.cmd_bytes;
+	p->has_key = nkeys > 0;
+	p->retrieval = retrieval;
+	p->nkeys = nkeys;
+	p->cmd_bytes = cmd_bytes;
 	p->seq = f->req_seq;
 	f->req_seq++;
 }
 
-static __always_inline void ks_on_reply(struct ks_walk *w)
+static __always_inline void ks_on_end(struct ks_walk *w)
+{
+	struct ks_resp_req *rq = &w->flow->req;
+
+	ks_count_end(w, rq->cmd_bytes, rq->nkeys, rq->cls, 1, 0);
+}
+
+/*
+ * A reply is complete: match it to its request, then count it on the key.
+ * memcached (`counts_hits`): `hits` values came back; `key_hit` says the one
+ * hit belongs to the request's key (a meta VA names no key of its own).
+ */
+static __always_inline void ks_count_reply(struct ks_walk *w, __u64 bytes, __u64 value_bytes, int error, int redirect,
+					   int counts_hits, __u32 hits, int key_hit)
 {
 	struct ks_flow *f = w->flow;
-	struct ks_resp_rep *rp = &f->rep;
 	struct ks_counters *cnt = w->cnt;
 	struct ks_pending *p;
 	struct ks_key_stats *s;
 	__u32 seq, bucket;
 	__u64 lat;
 
-	if (rp->flags & KS_RPF_PUSH)
-		return; /* out of band: answers no request */
 	cnt->replies++;
-	cnt->bytes_out += rp->bytes;
-	if (rp->flags & KS_RPF_ERROR)
+	cnt->bytes_out += bytes;
+	if (error)
 		cnt->errors++;
-	if (rp->flags & KS_RPF_REDIRECT)
+	if (redirect)
 		cnt->redirects++;
 	if (f->rep_seq == f->req_seq) {
 		cnt->reply_unmatched++;
@@ -213,24 +251,123 @@ static __always_inline void ks_on_reply(struct ks_walk *w)
 		f->rep_seq = f->req_seq;
 		return;
 	}
+	if (counts_hits && p->retrieval) {
+		cnt->hits += hits;
+		cnt->misses += p->nkeys > hits ? p->nkeys - hits : 0;
+	}
 	if (!p->has_key)
 		return;
 	s = ks_key_get(w, p->key_hash, 0);
 	if (!s)
 		return; /* the request side counted it as unattributed */
 	__sync_fetch_and_add(&s->bytes_in, p->cmd_bytes);
-	__sync_fetch_and_add(&s->bytes_out, rp->bytes);
-	if (rp->flags & KS_RPF_ERROR)
+	__sync_fetch_and_add(&s->bytes_out, bytes);
+	if (error)
 		__sync_fetch_and_add(&s->errors, 1);
-	if (rp->flags & KS_RPF_REDIRECT)
+	if (redirect)
 		__sync_fetch_and_add(&s->redirects, 1);
-	if (rp->value_bytes > s->max_value)
-		s->max_value = rp->value_bytes; /* racy max: a lost update only under-reports */
+	if (key_hit)
+		__sync_fetch_and_add(&s->hits, 1);
+	if ((!counts_hits || key_hit) && value_bytes > s->max_value)
+		s->max_value = value_bytes; /* racy max: a lost update only under-reports */
 	lat = w->now > p->ts_ns ? w->now - p->ts_ns : 0;
 	bucket = ks_lat_bucket(lat);
 	asm volatile("" : "+r"(bucket)); /* keep the bound check below for the verifier */
 	if (bucket < KS_LAT_BUCKETS)
 		__sync_fetch_and_add(&s->lat[bucket], 1);
+}
+
+static __always_inline void ks_on_reply(struct ks_walk *w)
+{
+	struct ks_resp_rep *rp = &w->flow->rep;
+
+	if (rp->flags & KS_RPF_PUSH)
+		return; /* out of band: answers no request */
+	ks_count_reply(w, rp->bytes, rp->value_bytes, rp->flags & KS_RPF_ERROR, rp->flags & KS_RPF_REDIRECT, 0, 0, 0);
+}
+
+/* ---- memcached ----------------------------------------------------------- */
+
+static __always_inline void ks_mc_on_end(struct ks_walk *w)
+{
+	struct ks_mc_req *rq = &w->flow->mreq;
+	/* noreply sends nothing back; a quiet meta request may or may not answer,
+	 * so it is not queued either (its reply, if any, counts as unmatched) */
+	int expect = !(rq->flags & (KS_MC_RQF_NOREPLY | KS_MC_RQF_QUIET));
+	int retrieval = rq->cmd >= KS_MC_CMD_GET && rq->cmd <= KS_MC_CMD_MG;
+
+	ks_count_end(w, rq->cmd_bytes, rq->nkeys, rq->cls, expect, retrieval);
+}
+
+/* A VALUE block: a hit, and its size, for the key it names (meta VA hits
+ * go to their request's key when the reply completes). */
+static __always_inline void ks_mc_on_value(struct ks_walk *w)
+{
+	struct ks_mc_rep *rp = &w->flow->mrep;
+	struct ks_key_stats *s;
+
+	if (rp->kind != KS_MC_RK_VALUE || !(rp->flags & KS_MC_RPF_KEY))
+		return;
+	s = ks_key_get(w, rp->key_hash, 0);
+	if (!s)
+		return;
+	__sync_fetch_and_add(&s->hits, 1);
+	if (rp->value_len > s->max_value)
+		s->max_value = rp->value_len;
+}
+
+static long ks_mc_req_cb(__u64 i, void *ctx)
+{
+	struct ks_walk *w = ctx;
+	struct ks_mc_req *rq = &w->flow->mreq;
+	__u32 pos = w->pos;
+	int ev = 0;
+
+	if (pos >= w->len)
+		return 1;
+	w->pos = pos + ks_mc_req_step(rq, &w->scr->win, pos, w->len, &ev);
+	if (!ev)
+		return 0;
+	if (ev & KS_EV_INVALID) {
+		w->cnt->parse_errors++;
+		return 0;
+	}
+	if (ev & KS_EV_BINARY) {
+		w->cnt->unparsed++;
+		return 0;
+	}
+	if (ev & KS_EV_KEY)
+		ks_count_key(w, rq->hash, rq->nkeys, rq->cls);
+	if (ev & KS_EV_END)
+		ks_mc_on_end(w);
+	return 0;
+}
+
+static long ks_mc_rep_cb(__u64 i, void *ctx)
+{
+	struct ks_walk *w = ctx;
+	struct ks_mc_rep *rp = &w->flow->mrep;
+	__u32 pos = w->pos;
+	int ev = 0;
+
+	if (pos >= w->len)
+		return 1;
+	w->pos = pos + ks_mc_rep_step(rp, &w->scr->win, pos, w->len, &ev);
+	if (!ev)
+		return 0;
+	if (ev & KS_EV_INVALID) {
+		w->cnt->parse_errors++;
+		w->flow->rep_seq = w->flow->req_seq;
+		return 0;
+	}
+	if (ev & KS_EV_BINARY)
+		return 0; /* counted on the request side */
+	if (ev & KS_EV_VALUE)
+		ks_mc_on_value(w);
+	if (ev & KS_EV_REPLY)
+		ks_count_reply(w, rp->bytes, rp->value_bytes, rp->flags & KS_MC_RPF_ERROR, 0, 1, rp->hits,
+			       rp->kind == KS_MC_RK_VA);
+	return 0;
 }
 
 static long ks_req_cb(__u64 i, void *ctx)
@@ -283,6 +420,8 @@ static long ks_rep_cb(__u64 i, void *ctx)
  */
 static __always_inline __u32 ks_fast_skip(struct ks_flow *f, int dir, __u32 avail)
 {
+	if (f->proto == KS_PROTO_MEMCACHED)
+		return dir == KS_DIR_REQ ? ks_mc_req_fast_skip(&f->mreq, avail) : ks_mc_rep_fast_skip(&f->mrep, avail);
 	if (dir == KS_DIR_REQ) {
 		if (f->req.state == KS_RQ_LOST)
 			return avail;
@@ -300,12 +439,20 @@ static __always_inline __u32 ks_fast_skip(struct ks_flow *f, int dir, __u32 avai
 /* Consume `n` bytes the caller proved need not be looked at. */
 static __always_inline void ks_skip(struct ks_walk *w, int dir, __u32 n)
 {
+	struct ks_flow *f = w->flow;
 	int ev = 0;
 
+	if (f->proto == KS_PROTO_MEMCACHED) {
+		if (dir == KS_DIR_REQ)
+			ks_mc_req_skip(&f->mreq, n);
+		else
+			ks_mc_rep_skip(&f->mrep, n);
+		return;
+	}
 	if (dir == KS_DIR_REQ) {
-		ks_req_feed(&w->flow->req, 0, n, &ev);
+		ks_req_feed(&f->req, 0, n, &ev);
 	} else {
-		ks_rep_feed(&w->flow->rep, 0, n, &ev);
+		ks_rep_feed(&f->rep, 0, n, &ev);
 	}
 }
 
@@ -314,30 +461,57 @@ static __always_inline __u32 ks_parse_window(struct ks_walk *w, int dir, __u32 n
 {
 	w->pos = 0;
 	w->len = n;
-	if (dir == KS_DIR_REQ)
+	if (w->flow->proto == KS_PROTO_MEMCACHED) {
+		/* every step consumes at least one byte */
+		if (dir == KS_DIR_REQ)
+			bpf_loop(KS_SCRATCH + 1, ks_mc_req_cb, w, 0);
+		else
+			bpf_loop(KS_SCRATCH + 1, ks_mc_rep_cb, w, 0);
+	} else if (dir == KS_DIR_REQ) {
 		bpf_loop(2 * KS_SCRATCH + 2, ks_req_cb, w, 0);
-	else
+	} else {
 		bpf_loop(KS_SCRATCH + 1, ks_rep_cb, w, 0);
+	}
 	return w->pos;
 }
 
 /* Start of a chunk: lets a lost parser resynchronise. */
 static __always_inline void ks_new_chunk(struct ks_flow *f, int dir)
 {
-	if (dir == KS_DIR_REQ)
+	if (f->proto == KS_PROTO_MEMCACHED) {
+		if (dir == KS_DIR_REQ)
+			ks_mc_req_new_chunk(&f->mreq);
+		else
+			ks_mc_rep_new_chunk(&f->mrep);
+	} else if (dir == KS_DIR_REQ) {
 		ks_req_new_chunk(&f->req);
-	else
+	} else {
 		ks_rep_new_chunk(&f->rep);
+	}
 }
 
 static __always_inline void ks_lose(struct ks_flow *f, int dir)
 {
-	if (dir == KS_DIR_REQ) {
+	if (f->proto == KS_PROTO_MEMCACHED) {
+		if (dir == KS_DIR_REQ)
+			ks_mc_req_lose(&f->mreq);
+		else
+			ks_mc_rep_lose(&f->mrep);
+	} else if (dir == KS_DIR_REQ) {
 		ks_req_lose(&f->req);
 	} else {
 		ks_rep_lose(&f->rep);
-		f->rep_seq = f->req_seq;
 	}
+	if (dir == KS_DIR_REP)
+		f->rep_seq = f->req_seq;
+}
+
+/* The protocol of a new connection's target. */
+static __always_inline void ks_flow_set_proto(struct ks_flow *f)
+{
+	__u32 *proto = bpf_map_lookup_elem(&ks_target_protos, &f->target);
+
+	f->proto = proto ? *proto : KS_PROTO_REDIS;
 }
 
 #endif

@@ -45,6 +45,7 @@ enum ks_cmd_class {
 /* Protocols a target speaks. */
 enum ks_proto {
 	KS_PROTO_REDIS = 1,
+	KS_PROTO_MEMCACHED = 2, /* text and meta protocols; binary is counted as unparsed */
 };
 
 /* Key of the command table map: FNV-1a 64 of the upper-cased command name. */
@@ -53,6 +54,12 @@ struct ks_cmd_spec {
 	__s8 first_key; /* argument index of the first key, 0 = no key */
 	__s8 last_key;	/* last key index; negative counts from the end (-1 = last) */
 	__u8 step;	/* distance between keys (MSET: 2) */
+};
+
+/* Syscall path flow key: the server's process and file descriptor. */
+struct ks_sys_flow_key {
+	__u32 tgid;
+	__u32 fd;
 };
 
 /* Identity of a target: its listening address (v4-mapped, or all zero for
@@ -88,6 +95,7 @@ struct ks_key_stats {
 	__u64 bytes_in;
 	__u64 bytes_out;
 	__u64 max_value;
+	__u64 hits;    /* memcached: VALUE/VA blocks returned for this key (misses = reads - hits) */
 	__u32 key_len; /* full length of the key */
 	__u32 flags;
 	__u8 key[KS_KEY_MAX];
@@ -115,6 +123,9 @@ struct ks_counters {
 	__u64 bytes_out;
 	__u64 key_map_full; /* set once an insert found the key map full: later
 			     * keys of this interval skip the (costly) attempt */
+	__u64 hits;	    /* memcached: keys a retrieval found */
+	__u64 misses;	    /* memcached: keys a retrieval did not find */
+	__u64 unparsed;	    /* memcached: binary-protocol chunks, counted but not parsed */
 };
 
 /* Global configuration written by the daemon (array map ks_config[0]). */

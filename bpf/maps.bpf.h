@@ -8,6 +8,7 @@
 
 #include "keyscope_abi.h"
 #include "proto/resp.h"
+#include "proto/memcache.h"
 
 /* One remembered request, waiting for its reply (latency, reply stats). */
 struct ks_pending {
@@ -15,8 +16,9 @@ struct ks_pending {
 	__u64 key_hash; /* first key of the command; valid if has_key */
 	__u32 seq;	/* request number on this connection */
 	__u32 cmd_bytes;
-	__u32 has_key;
-	__u32 _pad;
+	__u16 has_key;
+	__u16 retrieval; /* memcached get/gets/gat/gats/mg: misses = nkeys - hits */
+	__u32 nkeys;
 };
 
 #define KS_FLOWF_REQ_SEQ 1 /* next_seq_req is known */
@@ -26,8 +28,16 @@ struct ks_pending {
 
 /* Per-connection parser state (both capture paths). */
 struct ks_flow {
-	struct ks_resp_req req;
-	struct ks_resp_rep rep;
+	union { /* the parsers of the target's protocol (proto) */
+		struct {
+			struct ks_resp_req req;
+			struct ks_resp_rep rep;
+		};
+		struct {
+			struct ks_mc_req mreq;
+			struct ks_mc_rep mrep;
+		};
+	};
 	__u32 target;
 	__u32 flags;
 	__u32 next_seq_req; /* socket path: next expected TCP sequence number */
@@ -38,7 +48,7 @@ struct ks_flow {
 	__u64 first_key_hash;
 	__u64 cmd_cache_hash; /* last command looked up in ks_cmds, and its spec */
 	struct ks_cmd_spec cmd_cache;
-	__u32 _pad;
+	__u32 proto; /* enum ks_proto of the target */
 	struct ks_pending pending[KS_PENDING];
 };
 
@@ -49,12 +59,6 @@ struct ks_flow_key {
 	__u16 cport;
 	__u16 sport;
 	__u32 _pad;
-};
-
-/* Syscall path flow key: the server's process and file descriptor. */
-struct ks_sys_flow_key {
-	__u32 tgid;
-	__u32 fd;
 };
 
 /* Per-CPU scratch space: a window of payload and a key-stats template. */
@@ -86,6 +90,14 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } ks_target_pids SEC(".maps") __weak;
+
+/** Protocol of each target (enum ks_proto), indexed by target id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KS_MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, __u32);
+} ks_target_protos SEC(".maps") __weak;
 
 /** Per-key statistics of the interval being filled (gen 0 / gen 1); the
  * daemon flips ks_config.gen and drains the other one. Size set at load. */

@@ -129,6 +129,7 @@ static __always_inline void ks_tc(struct __sk_buff *skb, int dir)
 			return;
 		}
 		f->target = tv->id;
+		ks_flow_set_proto(f);
 		if (!th->syn) {
 			/* joined mid-stream: wait for a segment that starts a message */
 			ks_lose(f, KS_DIR_REQ);

@@ -2,8 +2,8 @@
 /*
  * Syscall path: one tp_btf program on sys_exit. On x86-64 the syscall's
  * arguments are still in pt_regs at exit, so no sys_enter program (and no
- * per-call map write) is needed. read/recvfrom/readv carry requests,
- * write/sendto/writev replies; close() forgets the connection.
+ * per-call map write) is needed. read/recvfrom/readv/recvmsg carry requests,
+ * write/sendto/writev/sendmsg replies; close() forgets the connection.
  * Serves clients on unix sockets and cross-checks the socket path.
  */
 #include "vmlinux.h"
@@ -24,9 +24,15 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define KS_NR_WRITEV 20
 #define KS_NR_SENDTO 44
 #define KS_NR_RECVFROM 45
+#define KS_NR_SENDMSG 46 /* memcached writes its replies with sendmsg */
+#define KS_NR_RECVMSG 47
+#define KS_NR_SENDMSG 46 /* memcached writes its replies with sendmsg */
+#define KS_NR_RECVMSG 47
 #define KS_NR_ACCEPT 43
 #define KS_NR_ACCEPT4 288
-#define KS_IOV_MAX 8 /* iovecs of one readv/writev walked at most */
+/* UIO_MAXIOV: every iovec of a readv/writev/sendmsg is walked
+ * (memcached gathers a whole pipeline's replies into one sendmsg) */
+#define KS_IOV_MAX 1024
 
 #define KS_SYSF_NOT_TARGET 0x100 /* fd is no target connection: ignore cheaply */
 
@@ -111,20 +117,47 @@ static __always_inline struct ks_flow *ks_sys_flow(struct ks_sys_flow_key *fk, i
 		f->flags |= KS_SYSF_NOT_TARGET;
 	} else {
 		f->target = target;
+		ks_flow_set_proto(f);
 		if (!fresh) {
 			/* older than keyscope: resume at a read that starts a message */
-			ks_req_lose(&f->req);
-			ks_rep_lose(&f->rep);
+			ks_lose(f, KS_DIR_REQ);
+			ks_lose(f, KS_DIR_REP);
 		}
 	}
 	return f;
+}
+
+/* The buffers of one read/write (one) or readv/writev/sendmsg/recvmsg (up to KS_IOV_MAX). */
+struct ks_sys_walk {
+	struct ks_chunk ck;
+	struct iovec *iov; /* NULL: a plain buffer */
+	void *buf;
+	__u32 iovcnt;
+	__u32 left; /* bytes the call moved that are not walked yet */
+};
+
+static long ks_sys_iov_cb(__u64 i, void *ctx)
+{
+	struct ks_sys_walk *sw = ctx;
+	struct iovec v = {.iov_base = sw->buf, .iov_len = sw->left};
+
+	if (i >= sw->iovcnt || sw->left == 0)
+		return 1;
+	if (sw->iov && bpf_probe_read_user(&v, sizeof(v), &sw->iov[i]))
+		return 1;
+	sw->ck.src = v.iov_base;
+	sw->ck.off = 0;
+	sw->ck.end = v.iov_len < sw->left ? v.iov_len : sw->left;
+	sw->left -= sw->ck.end;
+	ks_walk_chunk(&sw->ck, i == 0);
+	return 0;
 }
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(ks_sys_exit, struct pt_regs *regs, long ret)
 {
 	struct ks_sys_flow_key fk;
-	struct ks_chunk ck = {};
+	struct ks_sys_walk sw = {};
 	struct ks_counters *cnt;
 	struct ks_scratch *scr;
 	struct ks_flow *f;
@@ -138,6 +171,7 @@ int BPF_PROG(ks_sys_exit, struct pt_regs *regs, long ret)
 		dir = KS_DIR_REQ;
 		break;
 	case KS_NR_READV:
+	case KS_NR_RECVMSG:
 		dir = KS_DIR_REQ;
 		vec = 1;
 		break;
@@ -146,6 +180,7 @@ int BPF_PROG(ks_sys_exit, struct pt_regs *regs, long ret)
 		dir = KS_DIR_REP;
 		break;
 	case KS_NR_WRITEV:
+	case KS_NR_SENDMSG:
 		dir = KS_DIR_REP;
 		vec = 1;
 		break;
@@ -184,36 +219,34 @@ int BPF_PROG(ks_sys_exit, struct pt_regs *regs, long ret)
 	scr = bpf_map_lookup_elem(&ks_scratch, &zero);
 	if (!cnt || !scr)
 		return 0;
-	ks_walk_init(&ck.w, f, scr, cnt, gen);
-	ck.dir = dir;
-	if (!vec) {
-		ck.src = (void *)regs->si;
-		ck.off = 0;
-		ck.end = ret;
-		ks_walk_chunk(&ck, 1);
-		return 0;
-	}
-	/* readv/writev: walk the iovecs the call filled, in order */
-	{
-		struct iovec *iov = (struct iovec *)regs->si;
-		__u32 iovcnt = regs->dx, left = ret;
-		struct iovec v;
+	ks_walk_init(&sw.ck.w, f, scr, cnt, gen);
+	sw.ck.dir = dir;
+	sw.iov = vec ? (struct iovec *)regs->si : NULL;
+	sw.buf = (void *)regs->si;
+	sw.iovcnt = vec ? regs->dx : 1;
+	if (nr == KS_NR_SENDMSG || nr == KS_NR_RECVMSG) {
+		struct user_msghdr mh;
 
-		for (__u32 i = 0; i < KS_IOV_MAX; i++) {
-			if (i >= iovcnt || left == 0)
-				break;
-			if (bpf_probe_read_user(&v, sizeof(v), &iov[i]))
-				break;
-			ck.src = v.iov_base;
-			ck.off = 0;
-			ck.end = v.iov_len < left ? v.iov_len : left;
-			left -= ck.end;
-			ks_walk_chunk(&ck, i == 0);
-		}
-		if (left) {
-			cnt->truncated_windows++;
-			ks_lose(f, dir);
-		}
+		if (bpf_probe_read_user(&mh, sizeof(mh), (void *)regs->si))
+			return 0;
+		sw.iov = mh.msg_iov;
+		sw.iovcnt = mh.msg_iovlen;
+	}
+	if (nr == KS_NR_SENDMSG || nr == KS_NR_RECVMSG) {
+		struct user_msghdr mh;
+
+		if (bpf_probe_read_user(&mh, sizeof(mh), (void *)regs->si))
+			return 0;
+		sw.iov = mh.msg_iov;
+		sw.iovcnt = mh.msg_iovlen;
+	}
+	sw.left = ret;
+	/* one walk call site: each one is verified on its own, and one per
+	 * iovec exceeded the verifier's budget once memcached was added */
+	bpf_loop(KS_IOV_MAX, ks_sys_iov_cb, &sw, 0);
+	if (sw.left) {
+		cnt->truncated_windows++;
+		ks_lose(f, dir);
 	}
 	return 0;
 }

@@ -7,8 +7,11 @@ namespace keyscope {
 
 void ObserveFlags::add_to(CLI::App* cmd, const std::string& interval) {
     interval_ = interval;
-    cmd->add_option("-t,--target", opts.targets, "redis://HOST:PORT (repeatable); default: auto-detect");
-    cmd->add_option("--pid", opts.pids, "process of each --target, for the syscall path (default: found)");
+    cmd->add_option("-t,--target", opts.targets,
+                    "redis://HOST:PORT or memcached://HOST:PORT (repeatable); default: auto-detect");
+    cmd->add_option("--pid", opts.pids,
+                    "with --target: the process of each target (default: found); alone: observe the servers "
+                    "these processes run");
     cmd->add_option("-i,--interval", interval_, "collection interval, e.g. 1s, 500ms")->capture_default_str();
     cmd->add_option("--probe", probe_, "capture path: socket (tc, default) or syscall (tp_btf)")
         ->capture_default_str();

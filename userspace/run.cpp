@@ -20,6 +20,7 @@
 #include "output/report.hpp"
 #include "output/snapshot.hpp"
 #include "target/discover.hpp"
+#include "target/watch.hpp"
 #include "util/error.hpp"
 
 namespace keyscope {
@@ -38,11 +39,13 @@ double now_unix() {
 std::vector<Target> resolve_targets(const RunOptions& opts) {
     std::vector<Target> targets;
     for (const auto& url : opts.targets) targets.push_back(parse_target(url));
-    if (targets.empty()) {
-        targets = discover_redis();
+    const bool explicit_targets = !targets.empty();
+    if (!explicit_targets) {
+        // --pid alone: the servers those processes run
+        targets = opts.pids.empty() ? discover_servers() : discover_servers(opts.pids);
         if (targets.empty())
             throw Error(
-                "no Redis server is listening on this host: pass --target redis://HOST:PORT "
+                "no Redis or memcached server is listening on this host: pass --target redis://HOST:PORT "
                 "(or run scripts/run for a demo)",
                 2);
     }
@@ -50,7 +53,9 @@ std::vector<Target> resolve_targets(const RunOptions& opts) {
         throw Error("too many targets (" + std::to_string(targets.size()) + "), at most " +
                     std::to_string(KS_MAX_TARGETS));
     resolve_pids(targets);
-    for (std::size_t i = 0; i < opts.pids.size() && i < targets.size(); ++i) targets[i].pid = opts.pids[i];
+    if (explicit_targets)
+        for (std::size_t i = 0; i < opts.pids.size() && i < targets.size(); ++i)
+            targets[i].pid = opts.pids[i];
     for (const auto& t : targets) {
         // a typo in --target must not look like an idle server
         if (!t.pid)
@@ -201,6 +206,7 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
     popts.bpf_stats = opts.bpf_stats;
     Probes probes(popts);
     Collector collector(probes, targets.size());
+    RestartWatcher restarts(targets);
 
     if (!embedded) {
         struct sigaction sa {};
@@ -280,7 +286,33 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
     IntervalData summary;
     summary.per_target.resize(targets.size());
 
+    auto follow_restarts = [&] {
+        for (const auto& c : restarts.poll(now_unix())) {
+            const auto& t = targets[c.id];
+            probes.set_target_pid(static_cast<std::uint32_t>(c.id), c.old_pid, c.new_pid);
+            std::string text = c.new_pid
+                                   ? "target " + t.server() + " restarted: pid " + std::to_string(c.old_pid) +
+                                         " -> " + std::to_string(c.new_pid) + ", following it"
+                                   : "target " + t.server() + ": pid " + std::to_string(c.old_pid) +
+                                         " exited; waiting for its server to come back";
+            if (c.new_pid)
+                spdlog::info("{}", text);
+            else
+                spdlog::warn("{}", text);
+            if (!embedded && opts.output == OutputFormat::json)
+                emit(opts,
+                     nlohmann::json{{"type", "target"},
+                                    {"event", c.new_pid ? "restarted" : "exited"},
+                                    {"server", t.server()},
+                                    {"proto", t.proto},
+                                    {"old_pid", c.old_pid},
+                                    {"pid", c.new_pid}},
+                     "");
+        }
+    };
+
     auto take = [&](clock::time_point at) {
+        follow_restarts();
         IntervalData d = collector.collect();
         cumulative.name_keys(d.keys);
         for (const auto& k : d.keys) cumulative.add(k);

@@ -126,6 +126,58 @@ private:
     pid_t pid_;
 };
 
+class MemcachedServer {
+public:
+    /// `port` 0: a free one (a restart passes the old one).
+    explicit MemcachedServer(int port = 0) : port_(port ? port : free_port()) {
+        pid_ =
+            spawn({"memcached", "-p", std::to_string(port_), "-l", "127.0.0.1", "-U", "0", "-u", "nobody"});
+        for (int i = 0; i < 200; ++i) {
+            int fd = connect_tcp(port_);
+            if (fd >= 0) {
+                close(fd);
+                return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        throw std::runtime_error("memcached did not start on port " + std::to_string(port_));
+    }
+    ~MemcachedServer() { kill_now(); }
+    void kill_now() {
+        if (pid_ <= 0) return;
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+    }
+    int port() const { return port_; }
+    pid_t pid() const { return pid_; }
+
+private:
+    int port_;
+    pid_t pid_;
+};
+
+/// Sends `bytes` on a text-protocol connection and reads until `count` lines
+/// `end` have come back (pipelined requests: one per request).
+inline std::string text_roundtrip(int fd, const std::string& bytes, const std::string& end, int count = 1) {
+    REQUIRE(write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+    std::string got;
+    char buf[65536];
+    auto ends = [&] {
+        int n = 0;
+        for (auto p = got.find(end); p != std::string::npos; p = got.find(end, p + end.size())) ++n;
+        return n;
+    };
+    while (ends() < count) {
+        pollfd p{fd, POLLIN, 0};
+        REQUIRE(poll(&p, 1, 5000) > 0);
+        ssize_t n = read(fd, buf, sizeof buf);
+        REQUIRE(n > 0);
+        got.append(buf, static_cast<std::size_t>(n));
+    }
+    return got;
+}
+
 /// A client that sends exact bytes and waits for exactly N replies.
 class RespClient {
 public:

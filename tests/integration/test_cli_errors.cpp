@@ -71,13 +71,14 @@ TEST_CASE("bad input gives one line and a non-zero exit", "[cli]") {
         {"run --top 0 " + target, "--top"},
         {"run --probe kprobe " + target, "--probe: bad value 'kprobe'"},
         {"run --redact maybe " + target, "--redact: bad value 'maybe'"},
-        {"run --target memcached://127.0.0.1:11211", "unsupported protocol 'memcached'"},
+        {"run --target mongodb://127.0.0.1:27017", "unsupported protocol 'mongodb'"},
         {"run --target redis://127.0.0.1", "missing :PORT"},
         {"run --target redis://127.0.0.1:70000", "port must be 1-65535"},
         {"run --target redis://example.org:6379", "host must be an IP address"},
         {"run --no-such-flag " + target, "no-such-flag"},
         {"run --target redis://127.0.0.1:" + std::to_string(keyscope::test::free_port()),
          "no process listens there"},
+        {"run --pid 1", "--pid 1: no redis-server, valkey-server, keydb-server or memcached listener"},
         {"frobnicate", "frobnicate"},
     };
     for (const auto& c : cases) {

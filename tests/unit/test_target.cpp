@@ -110,7 +110,7 @@ TEST_CASE("parse_target: bad input throws keyscope::Error naming it") {
         "",                               // nothing
         "127.0.0.1:6379",                 // missing scheme
         "redis:/127.0.0.1:6379",          // broken scheme separator
-        "memcached://127.0.0.1:11211",    // unsupported for now
+        "mongodb://127.0.0.1:27017",      // unsupported
         "http://127.0.0.1:6379",          //
         "redis://",                       // nothing after the scheme
         "redis://127.0.0.1",              // missing port
@@ -150,8 +150,8 @@ TEST_CASE("parse_target: bad input throws keyscope::Error naming it") {
 
 TEST_CASE("parse_target: the error says what is wrong") {
     CHECK_THAT(error_of([] { parse_target("127.0.0.1:6379"); }), Catch::Contains("scheme"));
-    CHECK_THAT(error_of([] { parse_target("memcached://127.0.0.1:11211"); }),
-               Catch::Contains("unsupported protocol 'memcached'"));
+    CHECK_THAT(error_of([] { parse_target("mongodb://127.0.0.1:27017"); }),
+               Catch::Contains("unsupported protocol 'mongodb'"));
     CHECK_THAT(error_of([] { parse_target("redis://127.0.0.1"); }), Catch::Contains("PORT"));
     CHECK_THAT(error_of([] { parse_target("redis://127.0.0.1:0"); }), Catch::Contains("1-65535"));
     CHECK_THAT(error_of([] { parse_target("redis://example.com:6379"); }), Catch::Contains("IP address"));

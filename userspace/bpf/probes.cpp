@@ -132,6 +132,29 @@ Probes::~Probes() {
     keyscope_bpf__destroy(skel_);
 }
 
+void Probes::set_target_pid(std::uint32_t id, int old_pid, int new_pid) {
+    int pids = bpf_map__fd(skel_->maps.ks_target_pids);
+    int flows = bpf_map__fd(skel_->maps.ks_sys_flows);
+    if (old_pid > 0) {
+        std::uint32_t old = static_cast<std::uint32_t>(old_pid);
+        bpf_map_delete_elem(pids, &old);
+        // the old process's fds are gone with it
+        ks_sys_flow_key k{}, next{};
+        std::vector<ks_sys_flow_key> stale;
+        for (int err = bpf_map_get_next_key(flows, nullptr, &next); !err;
+             err = bpf_map_get_next_key(flows, &k, &next)) {
+            if (next.tgid == old) stale.push_back(next);
+            k = next;
+        }
+        for (auto& s : stale) bpf_map_delete_elem(flows, &s);
+    }
+    if (new_pid > 0) {
+        std::uint32_t pid = static_cast<std::uint32_t>(new_pid);
+        if (bpf_map_update_elem(pids, &pid, &id, BPF_ANY))
+            throw Error("following pid " + std::to_string(new_pid) + " failed: " + errno_text(errno));
+    }
+}
+
 void Probes::fill_maps(const ProbeOptions& opts) {
     int cmds = bpf_map__fd(skel_->maps.ks_cmds);
     for (const auto& c : proto::redis_commands()) {
@@ -142,12 +165,16 @@ void Probes::fill_maps(const ProbeOptions& opts) {
     }
     int targets = bpf_map__fd(skel_->maps.ks_targets);
     int pids = bpf_map__fd(skel_->maps.ks_target_pids);
+    int protos = bpf_map__fd(skel_->maps.ks_target_protos);
     for (std::uint32_t id = 0; id < opts.targets.size(); ++id) {
         const auto& t = opts.targets[id];
         ks_target_key k{};
         std::memcpy(k.addr, t.addr.data(), 16);
         k.port = htons(t.port);
-        ks_target_val v{id, KS_PROTO_REDIS};
+        std::uint32_t proto = t.proto == "memcached" ? KS_PROTO_MEMCACHED : KS_PROTO_REDIS;
+        ks_target_val v{id, proto};
+        if (bpf_map_update_elem(protos, &id, &proto, BPF_ANY))
+            throw Error("registering target " + t.server() + " failed: " + errno_text(errno));
         if (bpf_map_update_elem(targets, &k, &v, BPF_ANY))
             throw Error("registering target " + t.server() + " failed: " + errno_text(errno));
         if (t.pid) {

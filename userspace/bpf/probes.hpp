@@ -41,6 +41,9 @@ public:
     int keys_fd(std::uint32_t gen) const;
     int counters_fd() const;
     void set_gen(std::uint32_t gen);
+    /// A target's server now runs as `new_pid` (0: none yet): the syscall path
+    /// follows the new process and forgets the old one's connections.
+    void set_target_pid(std::uint32_t id, int old_pid, int new_pid);
     /// False once any tc attachment has gone (someone detached a link):
     /// counting is incomplete and /healthz says so.
     bool attached() const;

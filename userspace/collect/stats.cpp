@@ -26,6 +26,9 @@ Totals& Totals::operator+=(const Totals& o) {
     bytes_in += o.bytes_in;
     bytes_out += o.bytes_out;
     key_map_full = key_map_full || o.key_map_full;
+    hits += o.hits;
+    misses += o.misses;
+    unparsed += o.unparsed;
     return *this;
 }
 
@@ -48,6 +51,9 @@ Totals Totals::from_bpf(const ks_counters& c) {
     t.bytes_in = c.bytes_in;
     t.bytes_out = c.bytes_out;
     t.key_map_full = c.key_map_full != 0;
+    t.hits = c.hits;
+    t.misses = c.misses;
+    t.unparsed = c.unparsed;
     return t;
 }
 
@@ -65,6 +71,7 @@ void KeyStats::merge(const KeyStats& o) {
     bytes_in += o.bytes_in;
     bytes_out += o.bytes_out;
     max_value = std::max(max_value, o.max_value);
+    hits += o.hits;
     for (std::size_t i = 0; i < lat.size(); ++i) lat[i] += o.lat[i];
 }
 
@@ -84,6 +91,7 @@ KeyStats KeyStats::from_bpf(const ks_key_ref& ref, const ks_key_stats& s) {
     k.bytes_in = s.bytes_in;
     k.bytes_out = s.bytes_out;
     k.max_value = s.max_value;
+    k.hits = s.hits;
     for (std::size_t i = 0; i < k.lat.size(); ++i) k.lat[i] = s.lat[i];
     return k;
 }

@@ -21,7 +21,8 @@ struct Totals {
     std::uint64_t requests = 0, key_ops = 0, keyless = 0, unknown_cmds = 0, replies = 0, errors = 0,
                   redirects = 0, unattributed = 0, reply_unmatched = 0, parse_errors = 0, seq_retrans = 0,
                   seq_gaps = 0, flow_full = 0, truncated_windows = 0, bytes_in = 0, bytes_out = 0;
-    bool key_map_full = false;  // some key found the key map full this interval
+    std::uint64_t hits = 0, misses = 0, unparsed = 0;  // memcached retrievals; binary chunks
+    bool key_map_full = false;                         // some key found the key map full this interval
 
     Totals& operator+=(const Totals& o);
     static Totals from_bpf(const ks_counters& c);
@@ -37,6 +38,7 @@ struct KeyStats {
     bool named = true;  // false while only replies have been seen
     std::uint64_t reads = 0, writes = 0, errors = 0, redirects = 0, bytes_in = 0, bytes_out = 0,
                   max_value = 0;
+    std::uint64_t hits = 0;  // memcached: values returned (misses = reads - hits)
     LatencyHistogram lat{};
 
     std::uint64_t ops() const { return reads + writes; }

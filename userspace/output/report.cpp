@@ -1,5 +1,6 @@
 #include "output/report.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace keyscope {
@@ -44,7 +45,10 @@ nlohmann::json totals_json(const Totals& t) {
             {"retransmits_skipped", t.seq_retrans},
             {"seq_gaps", t.seq_gaps},
             {"flow_table_full", t.flow_full},
-            {"oversized_chunks", t.truncated_windows}};
+            {"oversized_chunks", t.truncated_windows},
+            {"hits", t.hits},
+            {"misses", t.misses},
+            {"unparsed", t.unparsed}};
 }
 
 nlohmann::json ready_json(const ReportContext& ctx, const std::string& probe) {
@@ -81,6 +85,11 @@ nlohmann::json interval_json(const std::string& type, double ts, double interval
                         {"p50_us", round2(quantile_us(k.lat, 0.50))},
                         {"p99_us", round2(quantile_us(k.lat, 0.99))},
                         {"truncated", k.truncated}});
+        if (t && t->proto == "memcached") {
+            // every memcached read is a retrieval: what did not come back missed
+            keys.back()["hits"] = k.hits;
+            keys.back()["misses"] = k.reads > k.hits ? k.reads - k.hits : 0;
+        }
     }
     auto servers = nlohmann::json::array();
     for (std::size_t i = 0; i < data.per_target.size() && i < ctx.targets.size(); ++i) {
@@ -115,18 +124,24 @@ std::string interval_text(const std::string& title, double interval_s, const Int
                   static_cast<unsigned long long>(total.errors),
                   static_cast<unsigned long long>(total.unattributed));
     out += line;
-    std::snprintf(line, sizeof line, "  %-32s %-21s %9s %9s %7s %9s %9s %10s\n", "KEY", "SERVER", "READS",
-                  "WRITES", "ERRORS", "P50(us)", "P99(us)", "MAXVAL(B)");
+    std::snprintf(line, sizeof line, "  %-32s %-21s %9s %9s %7s %9s %9s %10s %5s\n", "KEY", "SERVER", "READS",
+                  "WRITES", "ERRORS", "P50(us)", "P99(us)", "MAXVAL(B)", "HIT%");
     out += line;
     for (const auto& k : top) {
         const Target* t = target_of(ctx, k.target);
         std::string key = key_text(ctx, k);
         if (key.size() > 32) key = key.substr(0, 29) + "...";
-        std::snprintf(line, sizeof line, "  %-32s %-21s %9llu %9llu %7llu %9.1f %9.1f %10llu\n", key.c_str(),
-                      t ? t->server().c_str() : "?", static_cast<unsigned long long>(k.reads),
+        // memcached answers hit or miss per read; Redis replies do not say
+        char hit[8] = "-";
+        if (t && t->proto == "memcached" && k.reads)
+            std::snprintf(
+                hit, sizeof hit, "%.0f",
+                100.0 * static_cast<double>(std::min(k.hits, k.reads)) / static_cast<double>(k.reads));
+        std::snprintf(line, sizeof line, "  %-32s %-21s %9llu %9llu %7llu %9.1f %9.1f %10llu %5s\n",
+                      key.c_str(), t ? t->server().c_str() : "?", static_cast<unsigned long long>(k.reads),
                       static_cast<unsigned long long>(k.writes), static_cast<unsigned long long>(k.errors),
                       quantile_us(k.lat, 0.5), quantile_us(k.lat, 0.99),
-                      static_cast<unsigned long long>(k.max_value));
+                      static_cast<unsigned long long>(k.max_value), hit);
         out += line;
     }
     if (top.empty()) out += "  (no key operations)\n";

@@ -1,6 +1,7 @@
 #include "target/discover.hpp"
 
 #include <dirent.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -9,6 +10,8 @@
 #include <sstream>
 #include <string>
 #include <unordered_map>
+
+#include "util/error.hpp"
 
 namespace keyscope {
 namespace {
@@ -111,12 +114,13 @@ bool is_redis_like(const std::string& comm) {
 
 }  // namespace
 
-std::vector<Target> discover_redis() {
+std::vector<Target> discover_servers() {
     std::vector<Target> out;
     std::set<std::pair<std::uint16_t, int>> seen;
     for (const auto& l : listeners()) {
-        if (!is_redis_like(l.comm)) continue;
+        if (!is_redis_like(l.comm) && l.comm != "memcached") continue;
         Target t;
+        t.proto = l.comm == "memcached" ? "memcached" : "redis";
         t.addr = l.addr;
         t.port = l.port;
         t.pid = l.pid;
@@ -129,20 +133,60 @@ std::vector<Target> discover_redis() {
     return out;
 }
 
+namespace {
+
+// The listener serving `t`: same port, and the same or a wildcard address.
+const Listener* listener_of(const Target& t, const std::vector<Listener>& ls) {
+    for (const auto& l : ls) {
+        bool any = true;
+        for (auto b : l.addr) any = any && b == 0;
+        if (l.port == t.port && l.pid && (any || t.any_address() || l.addr == t.addr)) return &l;
+    }
+    return nullptr;
+}
+
+}  // namespace
+
+std::vector<Target> discover_servers(const std::vector<int>& pids) {
+    auto all = discover_servers();
+    std::vector<Target> out;
+    for (int pid : pids) {
+        std::size_t before = out.size();
+        for (const auto& t : all)
+            if (t.pid == pid) out.push_back(t);
+        if (out.size() == before)
+            throw Error("--pid " + std::to_string(pid) +
+                            ": no redis-server, valkey-server, keydb-server or memcached listener of that "
+                            "process (pass --target PROTO://HOST:PORT)",
+                        2);
+    }
+    return out;
+}
+
 void resolve_pids(std::vector<Target>& targets) {
     auto ls = listeners();
     for (auto& t : targets) {
         if (t.pid) continue;
-        for (const auto& l : ls) {
-            bool any = true;
-            for (auto b : l.addr) any = any && b == 0;
-            if (l.port == t.port && l.pid && (any || t.any_address() || l.addr == t.addr)) {
-                t.pid = l.pid;
-                t.comm = l.comm;
-                break;
-            }
+        if (const Listener* l = listener_of(t, ls)) {
+            t.pid = l->pid;
+            t.comm = l->comm;
         }
     }
+}
+
+bool process_alive(int pid, const std::string& comm) {
+    if (pid <= 0 || kill(pid, 0) != 0) return false;
+    // a recycled pid now running something else is not our server
+    return comm.empty() || read_comm(pid) == comm;
+}
+
+Target find_server_process(const Target& t) {
+    auto ls = listeners();
+    Target now = t;
+    const Listener* l = listener_of(t, ls);
+    now.pid = l ? l->pid : 0;
+    now.comm = l ? l->comm : "";
+    return now;
 }
 
 }  // namespace keyscope

@@ -47,13 +47,13 @@ std::string Target::server() const {
 Target parse_target(std::string_view url) {
     auto bad = [&](const std::string& why) {
         return Error("--target: bad target '" + std::string(url) + "': " + why +
-                     " (expected redis://HOST:PORT)");
+                     " (expected redis://HOST:PORT or memcached://HOST:PORT)");
     };
     Target t;
     auto scheme_end = url.find("://");
     if (scheme_end == std::string_view::npos) throw bad("missing scheme");
     t.proto = std::string(url.substr(0, scheme_end));
-    if (t.proto != "redis") throw bad("unsupported protocol '" + t.proto + "'");
+    if (t.proto != "redis" && t.proto != "memcached") throw bad("unsupported protocol '" + t.proto + "'");
     std::string_view rest = url.substr(scheme_end + 3);
     if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
     std::string_view host, port;
