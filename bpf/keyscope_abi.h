@@ -126,11 +126,79 @@ struct ks_counters {
 	__u64 hits;	    /* memcached: keys a retrieval found */
 	__u64 misses;	    /* memcached: keys a retrieval did not find */
 	__u64 unparsed;	    /* memcached: binary-protocol chunks, counted but not parsed */
+	__u64 enforce_dropped;	  /* request segments dropped by a rule */
+	__u64 enforce_would_drop; /* dry run: segments a rule would have dropped */
+	__u64 enforce_skipped;	  /* segments rules could not judge (gap, lost parser, memcached): passed */
 };
+
+/* ---- enforcement (the Act issue): rules the tc ingress program applies ---- */
+
+/* Rules installed at once. */
+#define KS_MAX_RULES 1024
+/* Segments dropped in a row on one connection before one is let through:
+ * bounds the stall of any request (see README "Throttling"). */
+#define KS_MAX_DROPS_IN_ROW 2
+/* Shedding picks connections in rotation: a new pick every 2^30 ns (~1.07 s). */
+#define KS_SHED_EPOCH_SHIFT 30
+
+enum ks_rule_match {
+	KS_MATCH_KEY = 1,    /* hash = key hash; addr/port = the client, or zero for all */
+	KS_MATCH_PREFIX = 2, /* hash = FNV-1a of the prefix bytes, delimiter included */
+	KS_MATCH_CLIENT = 3, /* addr (+ port, or 0 for any) = the client */
+	KS_MATCH_CONN = 4,   /* new connections (SYNs) to the target */
+};
+
+enum ks_rule_action {
+	KS_ACT_THROTTLE = 1, /* GCRA token bucket: rate per second and burst */
+	KS_ACT_SHED = 2,     /* drop the matching requests of a share of connections */
+};
+
+#define KS_RULEF_DRY_RUN 1 /* count what would be dropped; drop nothing */
+
+/* Key of ks_rules and ks_allow. */
+struct ks_rule_key {
+	__u64 hash;
+	__u8 addr[16]; /* v4-mapped client address, all zero = any client */
+	__u16 port;    /* client port, network order; 0 = any */
+	__u8 match;    /* enum ks_rule_match */
+	__u8 _pad;
+	__u32 target;
+};
+
+struct ks_rule {
+	__u64 interval_ns;  /* throttle: 1e9 / rate */
+	__u64 tolerance_ns; /* throttle: (burst - 1) * interval_ns */
+	__u64 tat;	    /* throttle: GCRA theoretical arrival time (compare-and-swap) */
+	__u64 expires_ns;   /* bpf_ktime_get_ns() after which the rule is ignored */
+	__u32 action;	    /* enum ks_rule_action */
+	__u32 shed_share;   /* shed: share of connections, in 1/65536 */
+	__u32 flags;	    /* KS_RULEF_* */
+	__u32 slot;	    /* index of its counters in ks_rule_stats */
+};
+
+/* What a rule did, counted by the programs (ks_rule_stats[slot]); kept apart
+ * from the rule so the daemon can renew a rule without losing counts. */
+struct ks_rule_stats {
+	__u64 matched;	  /* requests that matched */
+	__u64 dropped;	  /* segments dropped because of this rule */
+	__u64 would_drop; /* dry run: segments that would have been dropped */
+	__u64 capped;	  /* let through: their connection hit KS_MAX_DROPS_IN_ROW */
+};
+
+/* ks_config.rule_kinds: which lookups a request needs (none: no extra work) */
+#define KS_RK_KEY 1
+#define KS_RK_KEY_CLIENT 2 /* key rules for one client exist */
+#define KS_RK_PREFIX 4
+#define KS_RK_PREFIX_CLIENT 8
+#define KS_RK_CLIENT 16
+#define KS_RK_CONN 32
+#define KS_RK_ALLOW 64 /* the allowlist is not empty */
 
 /* Global configuration written by the daemon (array map ks_config[0]). */
 struct ks_config {
-	__u32 gen; /* which key map / counters slot the programs fill */
+	__u32 gen;	  /* which key map / counters slot the programs fill */
+	__u32 rule_kinds; /* KS_RK_*: 0 = no enforcement, the fast path */
+	__u32 delimiter;  /* prefix delimiter byte for prefix rules (':') */
 	__u32 _pad;
 };
 

@@ -49,6 +49,8 @@ struct ks_flow {
 	__u64 cmd_cache_hash; /* last command looked up in ks_cmds, and its spec */
 	struct ks_cmd_spec cmd_cache;
 	__u32 proto; /* enum ks_proto of the target */
+	__u32 drops_in_row; /* enforcement: request segments dropped in a row */
+	__u32 conn_pick;    /* enforcement: this connection's place in the shedding rotation */
 	struct ks_pending pending[KS_PENDING];
 };
 
@@ -61,10 +63,30 @@ struct ks_flow_key {
 	__u32 _pad;
 };
 
+/*
+ * What judging a key needs, scalars only: the rule checks are BPF global
+ * functions (verified once, not once per call site), and those take pointers
+ * to plain memory.
+ */
+struct ks_judge_args {
+	__u64 now;
+	__u8 caddr[16]; /* the client's address */
+	__u32 target;
+	__u32 rule_kinds;
+	__u32 delimiter;
+	__u32 pick; /* the connection's place in the shedding rotation */
+	__u16 cport;
+	__u8 dry;   /* a dry-run rule would have dropped */
+	__u8 _pad;
+	struct ks_rule_key dropper; /* the rule that asked for the drop */
+};
+
 /* Per-CPU scratch space: a window of payload and a key-stats template. */
 struct ks_scratch {
 	struct ks_window win;
 	struct ks_key_stats init;
+	struct ks_resp_req judge; /* enforcement: a throw-away copy of the request parser */
+	struct ks_judge_args judge_args;
 };
 
 /** Command table: FNV-1a of the upper-cased name -> key positions. */
@@ -160,5 +182,29 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ks_config);
 } ks_config SEC(".maps") __weak;
+
+/** Enforcement rules (see keyscope_abi.h); written by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KS_MAX_RULES);
+	__type(key, struct ks_rule_key);
+	__type(value, struct ks_rule);
+} ks_rules SEC(".maps") __weak;
+
+/** Counters of each rule, indexed by ks_rule.slot. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KS_MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct ks_rule_stats);
+} ks_rule_stats SEC(".maps") __weak;
+
+/** Allowlist: keys, prefixes and clients no rule may touch. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KS_MAX_RULES);
+	__type(key, struct ks_rule_key);
+	__type(value, __u32);
+} ks_allow SEC(".maps") __weak;
 
 #endif

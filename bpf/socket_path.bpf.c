@@ -4,7 +4,9 @@
  * Ingress sees requests (to the server's port), egress sees replies (from
  * it). Per-connection state follows TCP sequence numbers so retransmitted
  * bytes are skipped and a gap resynchronises the parser.
- * Never changes a packet's fate: every program returns TC_ACT_UNSPEC.
+ * Changes a packet's fate only when the daemon installed enforcement rules
+ * (enforce.bpf.h): then ingress may drop a request segment or a SYN; all
+ * else, and everything when no rule is installed, returns TC_ACT_UNSPEC.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -15,6 +17,9 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #include "walk.bpf.h"
+#include "enforce.bpf.h"
+
+#define TC_ACT_SHOT 2
 
 static __always_inline long ks_copy_window(struct ks_chunk *ck, __u32 n)
 {
@@ -40,7 +45,8 @@ static __always_inline struct ks_target_val *ks_find_target(struct ks_target_key
 	return bpf_map_lookup_elem(&ks_targets, tk);
 }
 
-static __always_inline void ks_tc(struct __sk_buff *skb, int dir)
+/* Parses and counts one segment; returns KS_DROP when a rule drops it. */
+static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -53,6 +59,7 @@ static __always_inline void ks_tc(struct __sk_buff *skb, int dir)
 	struct ks_flow *f;
 	struct tcphdr *th;
 	__u32 l4_off, payload_off, payload_len, ip_payload, seq, zero = 0, gen;
+	struct ks_config *cfg;
 	__u16 sport, dport;
 	__s32 diff;
 
@@ -60,9 +67,9 @@ static __always_inline void ks_tc(struct __sk_buff *skb, int dir)
 		struct iphdr *ip = data + ETH_HLEN;
 
 		if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_TCP)
-			return;
+			return KS_PASS;
 		if (ip->frag_off & bpf_htons(0x3fff))
-			return; /* fragments: not parsed */
+			return KS_PASS; /* fragments: not parsed */
 		l4_off = ETH_HLEN + ip->ihl * 4;
 		ip_payload = bpf_ntohs(ip->tot_len) - ip->ihl * 4;
 		ks_addr4(fk.caddr, dir == KS_DIR_REQ ? ip->saddr : ip->daddr);
@@ -71,19 +78,19 @@ static __always_inline void ks_tc(struct __sk_buff *skb, int dir)
 		struct ipv6hdr *ip6 = data + ETH_HLEN;
 
 		if ((void *)(ip6 + 1) > data_end || ip6->nexthdr != IPPROTO_TCP)
-			return; /* extension headers: not parsed */
+			return KS_PASS; /* extension headers: not parsed */
 		l4_off = ETH_HLEN + sizeof(*ip6);
 		ip_payload = bpf_ntohs(ip6->payload_len);
 		__builtin_memcpy(fk.caddr, dir == KS_DIR_REQ ? &ip6->saddr : &ip6->daddr, 16);
 		__builtin_memcpy(fk.saddr, dir == KS_DIR_REQ ? &ip6->daddr : &ip6->saddr, 16);
 	} else {
-		return;
+		return KS_PASS;
 	}
 	if (l4_off > 120)
-		return;
+		return KS_PASS;
 	th = data + l4_off;
 	if ((void *)(th + 1) > data_end)
-		return;
+		return KS_PASS;
 	sport = th->source;
 	dport = th->dest;
 	fk.cport = dir == KS_DIR_REQ ? sport : dport;
@@ -93,42 +100,51 @@ static __always_inline void ks_tc(struct __sk_buff *skb, int dir)
 	tk.port = fk.sport;
 	tv = ks_find_target(&tk);
 	if (!tv)
-		return; /* not a target: costs a header parse and one lookup */
+		return KS_PASS; /* not a target: costs a header parse and one lookup */
 
 	if (th->doff * 4 > ip_payload)
-		return;
+		return KS_PASS;
 	payload_len = ip_payload - th->doff * 4;
 	payload_off = l4_off + th->doff * 4;
 	seq = bpf_ntohl(th->seq);
 
-	gen = ks_current_gen();
+	cfg = bpf_map_lookup_elem(&ks_config, &zero);
+	if (!cfg)
+		return KS_PASS;
+	gen = cfg->gen & 1;
 	cnt = ks_counters_get(gen, tv->id);
 	scr = bpf_map_lookup_elem(&ks_scratch, &zero);
 	if (!cnt || !scr)
-		return;
+		return KS_PASS;
 
 	f = bpf_map_lookup_elem(&ks_flows, &fk);
 	if (th->rst) {
 		if (f)
 			bpf_map_delete_elem(&ks_flows, &fk);
-		return;
+		return KS_PASS;
 	}
 	if (!f || (th->syn && dir == KS_DIR_REQ)) {
 		struct ks_flow *tmpl;
 
 		if (!f && payload_len == 0 && !th->syn)
-			return;
+			return KS_PASS;
+		if (th->syn && !th->ack && dir == KS_DIR_REQ && (cfg->rule_kinds & KS_RK_CONN)) {
+			ks_walk_init(&ck.w, NULL, scr, cnt, gen);
+			if (ks_judge_syn(&ck.w, tv->id) == KS_DROP)
+				return KS_DROP; /* the client retries its SYN */
+		}
 		tmpl = bpf_map_lookup_elem(&ks_zero_flow, &zero);
 		if (!tmpl)
-			return;
+			return KS_PASS;
 		/* a new connection, or a reused 4-tuple: start from zero */
 		bpf_map_update_elem(&ks_flows, &fk, tmpl, BPF_ANY);
 		f = bpf_map_lookup_elem(&ks_flows, &fk);
 		if (!f) {
 			cnt->flow_full++;
-			return;
+			return KS_PASS;
 		}
 		f->target = tv->id;
+		f->conn_pick = bpf_get_prandom_u32();
 		ks_flow_set_proto(f);
 		if (!th->syn) {
 			/* joined mid-stream: wait for a segment that starts a message */
@@ -181,12 +197,19 @@ static __always_inline void ks_tc(struct __sk_buff *skb, int dir)
 		cnt->seq_retrans++;
 		ck.off += -diff;
 	}
+	ks_walk_init(&ck.w, f, scr, cnt, gen);
+	if (dir == KS_DIR_REQ && diff == 0 && (cfg->rule_kinds & ~KS_RK_ALLOW)) {
+		/* before anything is counted or the sequence advances: a dropped
+		 * segment comes back as new bytes and is judged again */
+		if (ks_judge_segment(&ck.w, cfg, skb, payload_off, payload_off + payload_len, fk.caddr, fk.cport) ==
+		    KS_DROP)
+			return KS_DROP;
+	}
 	if (dir == KS_DIR_REQ)
 		f->next_seq_req = seq + payload_len;
 	else
 		f->next_seq_rep = seq + payload_len;
 
-	ks_walk_init(&ck.w, f, scr, cnt, gen);
 	ck.src = skb;
 	ck.end = payload_off + payload_len;
 	ck.dir = dir;
@@ -194,13 +217,13 @@ static __always_inline void ks_tc(struct __sk_buff *skb, int dir)
 out:
 	if ((f->flags & (KS_FLOWF_FIN_REQ | KS_FLOWF_FIN_REP)) == (KS_FLOWF_FIN_REQ | KS_FLOWF_FIN_REP))
 		bpf_map_delete_elem(&ks_flows, &fk);
+	return KS_PASS;
 }
 
 SEC("tc")
 int ks_tc_ingress(struct __sk_buff *skb)
 {
-	ks_tc(skb, KS_DIR_REQ);
-	return TC_ACT_UNSPEC;
+	return ks_tc(skb, KS_DIR_REQ) == KS_DROP ? TC_ACT_SHOT : TC_ACT_UNSPEC;
 }
 
 SEC("tc")

@@ -55,6 +55,35 @@ void ObserveFlags::add_to(CLI::App* cmd, const std::string& interval) {
                     "per-server or per-prefix parameters: 'server=HOST:PORT NAME=VALUE...' or "
                     "'prefix=GLOB NAME=VALUE...' (prefix beats server beats global)")
         ->group(g);
+
+    const char* a = "Mitigation (socket path only)";
+    cmd->add_option("--act", act_, "automatic rules for hot keys and prefixes: off, dry-run or enforce")
+        ->capture_default_str()
+        ->group(a);
+    cmd->add_option("--act-action", act_action_, "what automatic rules do: throttle, or shed (high/critical)")
+        ->capture_default_str()
+        ->group(a);
+    cmd->add_option("--throttle-rate", throttle_rates_,
+                    "SEVERITY=RATE per second, e.g. medium=500 (defaults low 1000, medium 500, high 200, "
+                    "critical 50)")
+        ->group(a);
+    cmd->add_option("--shed-share", shed_shares_, "SEVERITY=SHARE, e.g. critical=0.5 (defaults high 0.2, critical 0.5)")
+        ->group(a);
+    cmd->add_option("--allow-key", opts.act.allow_keys, "a key no rule may touch (repeatable)")->group(a);
+    cmd->add_option("--allow-prefix", opts.act.allow_prefixes, "a key prefix no automatic rule may touch")
+        ->group(a);
+    cmd->add_option("--allow-client", opts.act.allow_clients, "a client address no rule may touch")->group(a);
+    cmd->add_option("--drop-cap", opts.act.drop_cap,
+                    "largest share of a server's requests keyscope may drop before it suspends its rules")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 1.0))
+        ->group(a);
+    cmd->add_option("--rule-ttl", rule_ttl_, "the kernel ignores a rule this long after keyscope last renewed it")
+        ->capture_default_str()
+        ->group(a);
+    cmd->add_option("--act-cooldown", act_cooldown_, "an automatic rule stays this long after its hotspot ends")
+        ->capture_default_str()
+        ->group(a);
     cmd->allow_config_extras(CLI::config_extras_mode::error);
 }
 
@@ -81,6 +110,37 @@ RunOptions ObserveFlags::resolve() const {
     for (const auto& ov : overrides_) dc.add_override(ov);
     dc.validate();
     if (o.http != "off") parse_listen_address(o.http);  // fail before loading anything
+    auto& ac = o.act;
+    ac.mode = parse_act_mode(act_);
+    if (act_action_ != "throttle" && act_action_ != "shed")
+        throw Error("--act-action: bad value '" + act_action_ + "' (expected throttle or shed)", 2);
+    ac.action = act_action_ == "shed" ? RuleAction::shed : RuleAction::throttle;
+    auto severity_pairs = [](const std::vector<std::string>& items, const char* flag, std::array<double, 4>& out,
+                             double lo, double hi) {
+        const char* names[] = {"low", "medium", "high", "critical"};
+        for (const auto& item : items) {
+            auto eq = item.find('=');
+            int sev = -1;
+            for (int i = 0; i < 4; ++i)
+                if (eq != std::string::npos && item.compare(0, eq, names[i]) == 0) sev = i;
+            char* end = nullptr;
+            double v = eq == std::string::npos ? 0 : std::strtod(item.c_str() + eq + 1, &end);
+            if (sev < 0 || !end || *end || !(v > lo && v <= hi))
+                throw Error(std::string(flag) + ": bad value '" + item + "' (expected SEVERITY=VALUE, SEVERITY one of "
+                                                "low, medium, high, critical)",
+                            2);
+            out[static_cast<std::size_t>(sev)] = v;
+        }
+    };
+    severity_pairs(throttle_rates_, "--throttle-rate", ac.throttle_rate, 0, 1e7);
+    severity_pairs(shed_shares_, "--shed-share", ac.shed_share, 0, 1);
+    ac.ttl_s = seconds(rule_ttl_, "--rule-ttl");
+    ac.cooldown_s = seconds(act_cooldown_, "--act-cooldown");
+    ac.delimiter = dc.prefixes.delimiter;
+    for (const auto& c : ac.allow_clients) {
+        RuleSpec probe_spec;
+        parse_client(c, probe_spec);  // a bad address fails here, before anything is loaded
+    }
     return o;
 }
 

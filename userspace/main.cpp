@@ -10,6 +10,7 @@
 #include "cli_options.hpp"
 #include "detect/detect_config.hpp"
 #include "run.hpp"
+#include "act/throttle_command.hpp"
 #include "top/top_command.hpp"
 #include "util/error.hpp"
 
@@ -74,6 +75,9 @@ int main(int argc, char** argv) {
                      "batch mode: snapshots to print (0 = until Ctrl-C)")
         ->capture_default_str();
 
+    ThrottleCommand throttle_cmd;
+    throttle_cmd.add_to(app);
+
     auto* params_cmd =
         app.add_subcommand("params", "list the detection parameters, their defaults and meaning");
 
@@ -117,6 +121,7 @@ int main(int argc, char** argv) {
             top_opts.run = top_flags.resolve();
             return top(top_opts);
         }
+        if (throttle_cmd.chosen()) return throttle_cmd.run();
         if (*params_cmd) {
             for (const auto& d : param_defs()) std::printf("%-22s %-12.10g %s\n", d.name, d.fallback, d.help);
             return 0;

@@ -19,6 +19,8 @@
 #include "output/http_server.hpp"
 #include "output/report.hpp"
 #include "output/snapshot.hpp"
+#include "act/enforcer.hpp"
+#include "act/rule_json.hpp"
 #include "target/discover.hpp"
 #include "target/watch.hpp"
 #include "util/error.hpp"
@@ -207,6 +209,11 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
     Probes probes(popts);
     Collector collector(probes, targets.size());
     RestartWatcher restarts(targets);
+    // enforcement lives in the socket path's tc ingress program
+    std::unique_ptr<Enforcer> enforcer;
+    if (opts.probe == ProbeKind::socket) enforcer = std::make_unique<Enforcer>(probes, opts.act, targets);
+    CommandQueue commands;
+    std::map<std::string, std::uint64_t> mitigation_events;
 
     if (!embedded) {
         struct sigaction sa {};
@@ -259,7 +266,7 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
     std::string http_address;
     if (opts.http != "off") {
         auto [host, port] = parse_listen_address(opts.http);
-        http = std::make_unique<HttpServer>(host, port, board);
+        http = std::make_unique<HttpServer>(host, port, board, &commands);
         http_address = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
                        std::to_string(http->port());
     }
@@ -311,6 +318,54 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
         }
     };
 
+    auto report_mitigations = [&](double ts) {
+        if (!enforcer) return;
+        for (const auto& e : enforcer->take_events()) {
+            mitigation_events[e.event]++;
+            auto line = mitigation_log_line(e, targets, fmt);
+            if (e.event == "suspended" || e.event == "failed")
+                spdlog::warn("{}", line);
+            else
+                spdlog::info("{}", line);
+            if (!embedded && opts.output == OutputFormat::json)
+                emit(opts, mitigation_event_json(e, targets, fmt, ts), "");
+        }
+    };
+    // /api/rules, answered between two sleeps of the loop
+    auto handle_command = [&](const nlohmann::json& req) -> CommandReply {
+        if (!enforcer)
+            return {409, {{"error", "enforcement needs the socket path (--probe socket); this daemon uses " +
+                                        std::string(probe_name(opts.probe))}}};
+        const double ts = now_unix();
+        const std::string op = req.value("op", "");
+        CommandReply reply;
+        if (op == "list") {
+            auto rules = nlohmann::json::array();
+            for (const auto& r : enforcer->rules())
+                rules.push_back(mitigation_json(mitigation_snapshot(r, targets, fmt)));
+            reply = {200, {{"mode", act_mode_name(opts.act.mode)}, {"rules", rules}}};
+        } else if (op == "add") {
+            try {
+                double ttl = 0;
+                std::string reason;
+                RuleSpec spec = rule_spec_from_json(req["rule"], targets, &ttl, &reason);
+                const Rule& r = enforcer->add(spec, "manual", reason, ttl, ts);
+                reply = {201, mitigation_json(mitigation_snapshot(r, targets, fmt))};
+            } catch (const Error& e) {
+                reply = {400, {{"error", e.what()}}};
+            }
+        } else if (op == "remove") {
+            auto id = req.value("id", 0u);
+            reply = enforcer->remove(id, ts, "removed by an operator")
+                        ? CommandReply{200, {{"removed", id}}}
+                        : CommandReply{404, {{"error", "no rule " + std::to_string(id)}}};
+        } else {
+            reply = {400, {{"error", "unknown operation"}}};
+        }
+        report_mitigations(ts);
+        return reply;
+    };
+
     auto take = [&](clock::time_point at) {
         follow_restarts();
         IntervalData d = collector.collect();
@@ -323,14 +378,30 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
         std::vector<HotspotEvent> events;
         if (opts.detect) events = detector.observe(d, ts, secs);
         auto active = detector.active();
+        std::vector<MitigationSnapshot> mitigations;
+        if (enforcer) {
+            std::vector<std::uint64_t> served;
+            for (const auto& t : d.per_target) served.push_back(t.requests);
+            enforcer->tick(ts, active, served);
+            for (const auto& r : enforcer->rules()) mitigations.push_back(mitigation_snapshot(r, targets, fmt));
+        }
         auto j = interval_json("interval", ts, secs, d, ctx);
         if (opts.detect) j["hotspots"] = hotspot_summary_json(active, hot);
+        if (enforcer && (opts.act.mode != ActMode::off || !mitigations.empty())) {
+            auto rules = nlohmann::json::array();
+            for (const auto& m : mitigations) rules.push_back(mitigation_json(m));
+            j["mitigations"] = {{"mode", act_mode_name(opts.act.mode)}, {"rules", rules}};
+        }
         if (!embedded) emit(opts, j, interval_text("interval", secs, d, ctx));
         for (const auto& ev : embedded ? std::vector<HotspotEvent>{} : events) {
             spdlog::warn("{}", hotspot_log_line(ev, hot));
             if (opts.output == OutputFormat::json) emit(opts, hotspot_json(ev, hot), "");
         }
+        report_mitigations(ts);
         Snapshot snap = snapshots.build(d, ts, secs, active);
+        snap.act_mode = enforcer ? act_mode_name(opts.act.mode) : "unavailable";
+        snap.mitigations = std::move(mitigations);
+        snap.mitigation_events = mitigation_events;
         snap.health = health(ts);
         snap.health.key_map_used = d.keys.size();
         board.publish(std::move(snap));
@@ -340,8 +411,10 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
     while (!stop) {
         auto deadline = next;
         if (opts.duration.count() > 0) deadline = std::min(deadline, start + opts.duration);
-        while (!stopping() && clock::now() < deadline)
+        while (!stopping() && clock::now() < deadline) {
+            commands.serve(handle_command);
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
         auto now = clock::now();
         stop = stopping() || (opts.duration.count() > 0 && now >= start + opts.duration);
         take(now);

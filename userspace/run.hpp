@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "act/enforcer.hpp"
 #include "bpf/probes.hpp"
 #include "detect/detect_config.hpp"
 #include "output/key_format.hpp"
@@ -29,6 +30,7 @@ struct RunOptions {
     bool bpf_stats = false;  // time the BPF programs (kernel bpf_stats) for /metrics and top
     bool detect = true;  // run the hotspot engine
     DetectConfig detect_config;
+    ActConfig act;  // mitigation: automatic rules from hotspots, allowlist, circuit breaker
     std::string http = "127.0.0.1:9464";  // HOST:PORT of /metrics, /healthz, /api; "off" = none
 };
 

@@ -10,8 +10,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <ctime>
+
 #include <cstdarg>
 #include <cstring>
+#include <ctime>
 #include <set>
 
 #include "keyscope_bpf.skel.h"
@@ -233,10 +236,54 @@ int Probes::counters_fd() const {
 
 void Probes::set_gen(std::uint32_t gen) {
     std::uint32_t zero = 0;
-    ks_config cfg{};
-    cfg.gen = gen & 1;
-    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ks_config), &zero, &cfg, BPF_ANY))
+    config_.gen = gen & 1;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ks_config), &zero, &config_, BPF_ANY))
         throw Error("switching the collection generation failed: " + errno_text(errno));
+}
+
+void Probes::set_enforcement(std::uint32_t rule_kinds, char delimiter) {
+    std::uint32_t zero = 0;
+    config_.rule_kinds = rule_kinds;
+    config_.delimiter = static_cast<std::uint8_t>(delimiter);
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ks_config), &zero, &config_, BPF_ANY))
+        throw Error("switching enforcement failed: " + errno_text(errno));
+}
+
+void Probes::put_rule(const ks_rule_key& key, const ks_rule& rule) {
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ks_rules), &key, &rule, BPF_ANY))
+        throw Error("installing a rule failed: " + errno_text(errno) +
+                    (errno == E2BIG ? " (rule table full: " + std::to_string(KS_MAX_RULES) + ")" : ""));
+}
+
+bool Probes::read_rule(const ks_rule_key& key, ks_rule* rule) const {
+    return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.ks_rules), &key, rule) == 0;
+}
+
+void Probes::delete_rule(const ks_rule_key& key) {
+    bpf_map_delete_elem(bpf_map__fd(skel_->maps.ks_rules), &key);
+}
+
+ks_rule_stats Probes::rule_stats(std::uint32_t slot) const {
+    ks_rule_stats st{};
+    bpf_map_lookup_elem(bpf_map__fd(skel_->maps.ks_rule_stats), &slot, &st);
+    return st;
+}
+
+void Probes::clear_rule_stats(std::uint32_t slot) {
+    ks_rule_stats st{};
+    bpf_map_update_elem(bpf_map__fd(skel_->maps.ks_rule_stats), &slot, &st, BPF_ANY);
+}
+
+void Probes::put_allow(const ks_rule_key& key) {
+    std::uint32_t one = 1;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ks_allow), &key, &one, BPF_ANY))
+        throw Error("filling the allowlist failed: " + errno_text(errno));
+}
+
+std::uint64_t Probes::monotonic_ns() const {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);  // the clock of bpf_ktime_get_ns()
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 std::vector<ProgramCost> Probes::program_costs() const {

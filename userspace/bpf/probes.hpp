@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "act/rule_sink.hpp"
 #include "output/snapshot.hpp"
 #include "target/target.hpp"
 
@@ -31,7 +32,7 @@ struct ProbeOptions {
 /// Checks what BPF needs before anything is loaded; throws a one-line Error.
 void check_bpf_prerequisites();
 
-class Probes {
+class Probes : public RuleSink {
 public:
     explicit Probes(const ProbeOptions& opts);
     ~Probes();
@@ -49,6 +50,16 @@ public:
     bool attached() const;
     /// Run time and count of each loaded program (zero unless bpf_stats is on).
     std::vector<ProgramCost> program_costs() const;
+    // RuleSink: the enforcement maps of the socket path
+    void put_rule(const ks_rule_key& key, const ks_rule& rule) override;
+    bool read_rule(const ks_rule_key& key, ks_rule* rule) const override;
+    void delete_rule(const ks_rule_key& key) override;
+    ks_rule_stats rule_stats(std::uint32_t slot) const override;
+    void clear_rule_stats(std::uint32_t slot) override;
+    void put_allow(const ks_rule_key& key) override;
+    void set_enforcement(std::uint32_t rule_kinds, char delimiter) override;
+    std::uint64_t monotonic_ns() const override;
+
     /// Where the programs are attached, e.g. "tc ingress lo".
     const std::vector<std::string>& attach_points() const { return points_; }
 
@@ -58,6 +69,7 @@ private:
     void attach_syscalls();
 
     keyscope_bpf* skel_ = nullptr;
+    ks_config config_{};  // gen and enforcement switches, written as one value
     std::vector<int> links_;
     std::vector<std::string> points_;
     int stats_fd_ = -1;

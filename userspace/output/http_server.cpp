@@ -47,7 +47,7 @@ void send_json(httplib::Response& res, const nlohmann::json& j) {
 
 }  // namespace
 
-HttpServer::HttpServer(const std::string& host_arg, int port, const SnapshotBoard& board)
+HttpServer::HttpServer(const std::string& host_arg, int port, const SnapshotBoard& board, CommandQueue* commands)
     : server_(std::make_unique<httplib::Server>()) {
     // getaddrinfo wants "::1", not the "[::1]" of a URL
     std::string host = host_arg;
@@ -89,6 +89,37 @@ HttpServer::HttpServer(const std::string& host_arg, int port, const SnapshotBoar
         send_json(res, status_json(board.get(), now_unix()));
     });
     // registered last: routes match in order
+    // mitigation rules: answered by the run loop, which owns them
+    auto relay = [commands](nlohmann::json request, httplib::Response& res) {
+        if (!commands) {
+            res.status = 404;
+            send_json(res, {{"error", "this keyscope has no enforcement API"}});
+            return;
+        }
+        auto reply = commands->call(std::move(request), std::chrono::seconds(5));
+        if (!reply) {
+            res.status = 503;
+            send_json(res, {{"error", "the daemon did not answer in time"}});
+            return;
+        }
+        res.status = reply->first;
+        send_json(res, reply->second);
+    };
+    svr.Get("/api/rules", [relay](const httplib::Request&, httplib::Response& res) {
+        relay({{"op", "list"}}, res);
+    });
+    svr.Post("/api/rules", [relay](const httplib::Request& req, httplib::Response& res) {
+        auto body = nlohmann::json::parse(req.body, nullptr, false);
+        if (body.is_discarded() || !body.is_object()) {
+            res.status = 400;
+            send_json(res, {{"error", "the body must be a JSON object describing the rule"}});
+            return;
+        }
+        relay({{"op", "add"}, {"rule", body}}, res);
+    });
+    svr.Delete(R"(/api/rules/(\d+))", [relay](const httplib::Request& req, httplib::Response& res) {
+        relay({{"op", "remove"}, {"id", std::stoul(req.matches[1].str())}}, res);
+    });
     svr.Get(".*", [](const httplib::Request&, httplib::Response& res) {
         res.status = 404;
         res.set_content("not found: try /metrics, /healthz, /api/keys, /api/hotspots or /api/status\n",

@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "output/command_queue.hpp"
 #include "output/snapshot.hpp"
 
 namespace httplib {
@@ -23,7 +24,8 @@ public:
     /// Binds host:port (port 0 picks a free one) and starts serving. Throws
     /// keyscope::Error with a one-line message naming the address and the
     /// fix when it cannot listen. `board` must outlive the server.
-    HttpServer(const std::string& host, int port, const SnapshotBoard& board);
+    /// `commands` (may be null) serves /api/rules: list, add and remove mitigation rules.
+    HttpServer(const std::string& host, int port, const SnapshotBoard& board, CommandQueue* commands = nullptr);
     /// Stops accepting, finishes requests in flight and joins the thread.
     ~HttpServer();
 

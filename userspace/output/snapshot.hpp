@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -75,6 +76,15 @@ struct HealthSnapshot {
     std::vector<ProgramCost> programs;
 };
 
+/// One mitigation rule as outputs show it (keys already redacted).
+struct MitigationSnapshot {
+    std::uint32_t id = 0;
+    std::string server, match, target, client, action, mode, origin, reason;
+    double rate = 0, burst = 0, shed = 0, created = 0, expires = 0;
+    std::uint64_t matched = 0, dropped = 0, would_drop = 0, capped = 0;  // since added
+    std::uint64_t interval_dropped = 0, interval_would_drop = 0;
+};
+
 struct Snapshot {
     double ts = 0;          // unix seconds of the last collection
     double interval_s = 0;  // length of the last interval
@@ -83,6 +93,9 @@ struct Snapshot {
     std::vector<EntityRow> prefixes;  // busiest first, bounded like keys
     std::vector<EntityRow> slots;     // every slot with traffic
     std::vector<HotspotSnapshot> hotspots;
+    std::string act_mode = "off";  // automatic mitigation: off | dry-run | enforce | unavailable
+    std::vector<MitigationSnapshot> mitigations;
+    std::map<std::string, std::uint64_t> mitigation_events;  // event -> count since start
     HealthSnapshot health;
 };
 

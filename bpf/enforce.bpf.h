@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Enforcement at the socket capture point (tc ingress). Before a new request
+ * segment is counted, a throw-away copy of the connection's request parser
+ * walks it and every key operation is judged against the rules. A segment
+ * judged "drop" is dropped whole and leaves the connection's state untouched:
+ * its retransmission is judged afresh, and a segment that was let through is
+ * never judged (or charged) again, because its bytes are then behind the
+ * connection's TCP sequence. Anything the parser does not fully understand
+ * passes.
+ */
+#ifndef KS_ENFORCE_BPF_H
+#define KS_ENFORCE_BPF_H
+
+#include "count.bpf.h"
+
+enum ks_verdict {
+	KS_PASS = 0,
+	KS_DROP = 1,
+};
+
+/* One judging walk over a request segment. */
+struct ks_judge {
+	struct ks_walk w; /* w.scr->judge is the parser copy */
+	struct __sk_buff *skb;
+	__u32 off, end;
+	__u8 verdict;
+	__u8 invalid; /* the parser gave up: pass */
+	__u8 _pad[6];
+	struct ks_judge_args *a; /* in the per-CPU scratch: the stack is too small */
+};
+
+static __always_inline struct ks_rule_stats *ks_rule_stats_of(struct ks_rule *r)
+{
+	__u32 slot = r->slot;
+
+	return bpf_map_lookup_elem(&ks_rule_stats, &slot);
+}
+
+/* GCRA: one compare-and-swap on the rule's theoretical arrival time. */
+static __always_inline int ks_gcra_admit(struct ks_rule *r, __u64 now)
+{
+	for (int i = 0; i < 4; i++) {
+		__u64 tat = r->tat;
+		__u64 base = tat > now ? tat : now;
+		__u64 next = base + r->interval_ns;
+
+		if (next - now > r->tolerance_ns + r->interval_ns)
+			return 0; /* over the rate and the burst */
+		if (__sync_val_compare_and_swap(&r->tat, tat, next) == tat)
+			return 1;
+	}
+	return 1; /* heavy contention: fail open */
+}
+
+/* Whether the matching requests of a connection are shed right now. */
+static __always_inline int ks_shed_pick(struct ks_rule *r, __u32 pick, __u64 now)
+{
+	__u32 epoch = (__u32)(now >> KS_SHED_EPOCH_SHIFT);
+	/* a golden-ratio step per epoch rotates which connections are picked */
+	__u32 place = (pick + epoch * 0x9e3779b9u) >> 16;
+
+	return place < r->shed_share;
+}
+
+/* The rule under `rk`, if any, applied: 1 when it asks for a drop. */
+__noinline int ks_rule_verdict(struct ks_rule_key *rk, struct ks_judge_args *a)
+{
+	struct ks_rule_stats *st;
+	struct ks_rule *r;
+	int drop;
+
+	if (!rk || !a)
+		return 0;
+	r = bpf_map_lookup_elem(&ks_rules, rk);
+	if (!r || a->now > r->expires_ns)
+		return 0; /* no rule, or the daemon stopped renewing it */
+	st = ks_rule_stats_of(r);
+	if (st)
+		__sync_fetch_and_add(&st->matched, 1);
+	if (r->action == KS_ACT_THROTTLE)
+		drop = !ks_gcra_admit(r, a->now);
+	else
+		drop = ks_shed_pick(r, a->pick, a->now);
+	if (!drop)
+		return 0;
+	if (r->flags & KS_RULEF_DRY_RUN) {
+		if (st)
+			__sync_fetch_and_add(&st->would_drop, 1);
+		a->dry = 1;
+		return 0;
+	}
+	a->dropper = *rk; /* counted once the segment's fate is known */
+	return 1;
+}
+
+/* Rules for `match`/`hash`: the client's own first, then everyone's. */
+static __always_inline int ks_judge_hash(struct ks_judge_args *a, __u8 match, __u64 hash, int per_client)
+{
+	struct ks_rule_key rk = {.hash = hash, .match = match, .target = a->target};
+
+	if (per_client) {
+		__builtin_memcpy(rk.addr, a->caddr, 16);
+		if (ks_rule_verdict(&rk, a))
+			return 1;
+		__builtin_memset(rk.addr, 0, 16);
+	}
+	return ks_rule_verdict(&rk, a);
+}
+
+struct ks_prefix_walk {
+	struct ks_judge_args *a;
+	const struct ks_resp_req *rq;
+	__u64 h;
+	__u32 len;
+	int drop;
+};
+
+/* Every prefix of the key that ends with the delimiter, shortest first. */
+static long ks_prefix_cb(__u64 i, void *ctx)
+{
+	struct ks_prefix_walk *pw = ctx;
+	__u8 c;
+
+	if (i >= pw->len || i >= KS_KEY_MAX)
+		return 1;
+	c = pw->rq->key[i & (KS_KEY_MAX - 1)];
+	pw->h = ks_fnv_byte(pw->h, c);
+	if (c != (__u8)pw->a->delimiter)
+		return 0;
+	if (ks_judge_hash(pw->a, KS_MATCH_PREFIX, pw->h, pw->a->rule_kinds & KS_RK_PREFIX_CLIENT)) {
+		pw->drop = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* One key operation of a segment: 1 = drop the segment. */
+__noinline int ks_judge_key(const struct ks_resp_req *rq, struct ks_judge_args *a)
+{
+	__u32 kinds;
+
+	if (!rq || !a)
+		return 0;
+	kinds = a->rule_kinds;
+	if (kinds & KS_RK_ALLOW) {
+		struct ks_rule_key ak = {.hash = rq->hash, .match = KS_MATCH_KEY, .target = a->target};
+
+		if (bpf_map_lookup_elem(&ks_allow, &ak))
+			return 0;
+	}
+	if ((kinds & (KS_RK_KEY | KS_RK_KEY_CLIENT)) &&
+	    ks_judge_hash(a, KS_MATCH_KEY, rq->hash, kinds & KS_RK_KEY_CLIENT))
+		return 1;
+	if (kinds & (KS_RK_PREFIX | KS_RK_PREFIX_CLIENT)) {
+		struct ks_prefix_walk pw = {.a = a, .rq = rq, .h = KS_FNV_OFFSET, .len = rq->key_len};
+
+		bpf_loop(KS_KEY_MAX, ks_prefix_cb, &pw, 0);
+		if (pw.drop)
+			return 1;
+	}
+	if (kinds & KS_RK_CLIENT) {
+		struct ks_rule_key rk = {.match = KS_MATCH_CLIENT, .target = a->target, .port = a->cport};
+
+		__builtin_memcpy(rk.addr, a->caddr, 16);
+		if (ks_rule_verdict(&rk, a))
+			return 1;
+		rk.port = 0;
+		if (ks_rule_verdict(&rk, a))
+			return 1;
+	}
+	return 0;
+}
+
+static long ks_judge_step_cb(__u64 i, void *ctx)
+{
+	struct ks_judge *j = ctx;
+	struct ks_resp_req *rq = &j->w.scr->judge;
+	__u32 pos = j->w.pos;
+	int ev = 0;
+
+	if (pos >= j->w.len)
+		return 1;
+	j->w.pos = pos + ks_req_step(rq, &j->w.scr->win, pos, j->w.len, &ev);
+	if (!ev)
+		return 0;
+	if (ev & KS_EV_INVALID) {
+		j->invalid = 1;
+		return 1;
+	}
+	if (ev & KS_EV_CMD) {
+		struct ks_cmd_spec *spec = bpf_map_lookup_elem(&ks_cmds, &rq->hash);
+
+		rq->cls = spec ? spec->cls : KS_CMD_UNKNOWN;
+		rq->first_key = spec ? spec->first_key : 0;
+		rq->last_key = spec ? spec->last_key : 0;
+		rq->step = spec ? spec->step : 0;
+	}
+	/* keyless and unknown commands are never touched */
+	if ((ev & KS_EV_KEY) && (rq->cls == KS_CMD_READ || rq->cls == KS_CMD_WRITE) && ks_judge_key(rq, j->a)) {
+		j->verdict = KS_DROP;
+		return 1;
+	}
+	return 0;
+}
+
+static long ks_judge_window_cb(__u64 i, void *ctx)
+{
+	struct ks_judge *j = ctx;
+	struct ks_resp_req *rq = &j->w.scr->judge;
+	__u32 left, n;
+
+	if (j->off >= j->end || j->verdict == KS_DROP || j->invalid)
+		return 1;
+	left = j->end - j->off;
+	if (rq->state == KS_RQ_BULK_DATA && rq->role == KS_ROLE_SKIP && rq->bulk_left >= left)
+		return 1; /* the rest is a value being skipped: nothing to judge */
+	n = left < KS_SCRATCH ? left : KS_SCRATCH;
+	if (n == 0 || n > KS_SCRATCH)
+		return 1;
+	if (bpf_skb_load_bytes(j->skb, j->off, j->w.scr->win.buf, n))
+		return 1;
+	j->w.pos = 0;
+	j->w.len = n;
+	bpf_loop(2 * KS_SCRATCH + 2, ks_judge_step_cb, j, 0);
+	j->off += j->w.pos;
+	return 0;
+}
+
+/*
+ * Judges the request segment [off, end) of a connection whose parser is in
+ * step with the stream. Drops only with a rule in enforce mode; a connection
+ * that had KS_MAX_DROPS_IN_ROW segments dropped gets the next one through.
+ */
+static __always_inline int ks_judge_segment(struct ks_walk *w, struct ks_config *cfg, struct __sk_buff *skb,
+					    __u32 off, __u32 end, __u8 *caddr, __u16 cport)
+{
+	struct ks_flow *f = w->flow;
+	struct ks_judge j = {.w = *w, .skb = skb, .off = off, .end = end, .a = &w->scr->judge_args};
+	struct ks_judge_args *a = &w->scr->judge_args;
+	struct ks_rule_stats *st;
+	struct ks_rule *r;
+
+	if (f->proto != KS_PROTO_REDIS || f->req.state == KS_RQ_LOST) {
+		w->cnt->enforce_skipped++;
+		return KS_PASS;
+	}
+	__builtin_memset(a, 0, sizeof(*a));
+	a->now = w->now;
+	__builtin_memcpy(a->caddr, caddr, 16);
+	a->target = f->target;
+	a->rule_kinds = cfg->rule_kinds;
+	a->delimiter = cfg->delimiter;
+	a->pick = f->conn_pick;
+	a->cport = cport;
+	if (cfg->rule_kinds & KS_RK_ALLOW) {
+		struct ks_rule_key ak = {.match = KS_MATCH_CLIENT, .target = f->target};
+
+		__builtin_memcpy(ak.addr, caddr, 16);
+		if (bpf_map_lookup_elem(&ks_allow, &ak))
+			return KS_PASS;
+	}
+	w->scr->judge = f->req;
+	ks_req_new_chunk(&w->scr->judge);
+	bpf_loop(KS_MAX_WINDOWS, ks_judge_window_cb, &j, 0);
+	if (j.invalid) {
+		w->cnt->enforce_skipped++;
+		return KS_PASS;
+	}
+	if (a->dry)
+		w->cnt->enforce_would_drop++;
+	if (j.verdict != KS_DROP) {
+		f->drops_in_row = 0;
+		return KS_PASS;
+	}
+	r = bpf_map_lookup_elem(&ks_rules, &a->dropper);
+	st = r ? ks_rule_stats_of(r) : NULL;
+	if (f->drops_in_row >= KS_MAX_DROPS_IN_ROW) {
+		/* bounded stall: this one goes through */
+		f->drops_in_row = 0;
+		if (st)
+			__sync_fetch_and_add(&st->capped, 1);
+		return KS_PASS;
+	}
+	f->drops_in_row++;
+	w->cnt->enforce_dropped++;
+	if (st)
+		__sync_fetch_and_add(&st->dropped, 1);
+	return KS_DROP;
+}
+
+/* A SYN to a target with a new-connection rule. */
+static __always_inline int ks_judge_syn(struct ks_walk *w, __u32 target)
+{
+	struct ks_rule_key rk = {.match = KS_MATCH_CONN, .target = target};
+	struct ks_judge_args a = {.now = w->now, .target = target, .pick = bpf_get_prandom_u32()};
+	struct ks_rule_stats *st;
+	struct ks_rule *r;
+
+	if (!ks_rule_verdict(&rk, &a)) {
+		if (a.dry)
+			w->cnt->enforce_would_drop++;
+		return KS_PASS;
+	}
+	r = bpf_map_lookup_elem(&ks_rules, &rk);
+	st = r ? ks_rule_stats_of(r) : NULL;
+	if (st)
+		__sync_fetch_and_add(&st->dropped, 1);
+	w->cnt->enforce_dropped++;
+	return KS_DROP;
+}
+
+#endif

@@ -1,0 +1,55 @@
+// Requests from the HTTP threads that must run on the run loop's thread
+// (they change enforcement state): the caller waits, with a timeout, for the
+// loop to answer between two of its 20 ms sleeps.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <utility>
+
+namespace keyscope {
+
+/// An answer: HTTP status and a JSON body.
+using CommandReply = std::pair<int, nlohmann::json>;
+
+class CommandQueue {
+public:
+    /// From any thread: nullopt if the loop did not answer in time.
+    std::optional<CommandReply> call(nlohmann::json request, std::chrono::milliseconds timeout) {
+        auto p = std::make_shared<Pending>();
+        p->request = std::move(request);
+        auto answer = p->reply.get_future();
+        {
+            std::lock_guard lock(mu_);
+            queue_.push_back(p);
+        }
+        if (answer.wait_for(timeout) != std::future_status::ready) return std::nullopt;
+        return answer.get();
+    }
+
+    /// On the run loop: answers every waiting request.
+    void serve(const std::function<CommandReply(const nlohmann::json&)>& handler) {
+        std::deque<std::shared_ptr<Pending>> todo;
+        {
+            std::lock_guard lock(mu_);
+            todo.swap(queue_);
+        }
+        for (auto& p : todo) p->reply.set_value(handler(p->request));
+    }
+
+private:
+    struct Pending {
+        nlohmann::json request;
+        std::promise<CommandReply> reply;
+    };
+    std::mutex mu_;
+    std::deque<std::shared_ptr<Pending>> queue_;
+};
+
+}  // namespace keyscope
