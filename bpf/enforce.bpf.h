@@ -276,8 +276,11 @@ static __always_inline int ks_judge_segment(struct ks_walk *w, struct ks_config 
 	r = bpf_map_lookup_elem(&ks_rules, &a->dropper);
 	st = r ? ks_rule_stats_of(r) : NULL;
 	if (f->drops_in_row >= KS_MAX_DROPS_IN_ROW) {
-		/* bounded stall: this one goes through */
+		/* bounded stall: this one goes through, on credit: the bucket
+		 * pays for it, so the rule's rate still holds overall */
 		f->drops_in_row = 0;
+		if (r && r->action == KS_ACT_THROTTLE)
+			__sync_fetch_and_add(&r->tat, r->interval_ns);
 		if (st)
 			__sync_fetch_and_add(&st->capped, 1);
 		return KS_PASS;

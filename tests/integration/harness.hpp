@@ -270,6 +270,7 @@ public:
         close(out_);
     }
     const nlohmann::json& ready() const { return ready_; }
+    pid_t pid() const { return pid_; }
 
     /// Every line printed during the next `d` (keeps the pipe drained while a test waits).
     std::vector<nlohmann::json> lines_for(std::chrono::milliseconds d) {

@@ -31,6 +31,8 @@ void ThrottleCommand::add_to(CLI::App& app) {
     list_->add_option("-o,--output", output_, "text or json")->capture_default_str();
     rm_ = cmd_->add_subcommand("rm", "remove a rule");
     rm_->add_option("id", id_, "the rule's id (see throttle list)")->required();
+    // `keyscope throttle add --connect ...` reads as naturally as `throttle --connect ... add`
+    for (auto* sub : {add_, list_, rm_}) sub->fallthrough();
 }
 
 namespace {

@@ -1,0 +1,183 @@
+// Enforcement against a real redis-server: a throttled hot key is served at
+// its rate while other keys keep theirs, dry-run drops nothing, and killing
+// keyscope gives the traffic back.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <thread>
+
+#include "harness.hpp"
+
+using namespace keyscope::test;
+using nlohmann::json;
+
+namespace {
+
+// redis-benchmark hammering GET hot over many connections until destroyed.
+class HotLoad {
+public:
+    explicit HotLoad(int port, int conns = 200) {
+        pid_ = spawn({"sh", "-c",
+                      "exec redis-benchmark -p " + std::to_string(port) + " -c " + std::to_string(conns) +
+                          " -n 1000000000 -q GET hot >/dev/null 2>&1"});
+    }
+    ~HotLoad() {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+    }
+
+private:
+    pid_t pid_;
+};
+
+struct ClientRun {
+    double rate = 0, p99_ms = 0;
+};
+
+// One client doing GET `key` back to back for `secs`.
+ClientRun hammer(int port, const std::string& key, double secs) {
+    RespClient c(port);
+    const std::string req = "*2\r\n$3\r\nGET\r\n$" + std::to_string(key.size()) + "\r\n" + key + "\r\n";
+    std::vector<double> lat;
+    auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(secs);
+    while (std::chrono::steady_clock::now() < end) {
+        auto t = std::chrono::steady_clock::now();
+        c.roundtrip(req, 1);
+        lat.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+    }
+    std::sort(lat.begin(), lat.end());
+    return {static_cast<double>(lat.size()) / secs, lat[lat.size() * 99 / 100]};
+}
+
+// Another client's key at a steady 2000 GET/s (open loop, like an application's
+// own traffic): what it gets served, and its p99.
+ClientRun paced(int port, const std::string& key, double secs, double rate = 2000) {
+    RespClient c(port);
+    const std::string req = "*2\r\n$3\r\nGET\r\n$" + std::to_string(key.size()) + "\r\n" + key + "\r\n";
+    std::vector<double> lat;
+    auto start = std::chrono::steady_clock::now();
+    auto end = start + std::chrono::duration<double>(secs);
+    for (std::uint64_t i = 0;; ++i) {
+        auto due = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                               std::chrono::duration<double>(static_cast<double>(i) / rate));
+        if (due >= end) break;
+        std::this_thread::sleep_until(due);
+        auto t = std::chrono::steady_clock::now();
+        c.roundtrip(req, 1);
+        lat.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+    }
+    std::sort(lat.begin(), lat.end());
+    return {static_cast<double>(lat.size()) / secs, lat[lat.size() * 99 / 100]};
+}
+
+int keyscope_cli(const std::string& args) {
+    return std::system((std::string(KEYSCOPE_BIN) + " " + args + " >/dev/null 2>&1").c_str());
+}
+
+// reads/s of `key` over the intervals in `lines`, and the rule counters seen
+struct Served {
+    double reads_per_s = 0;
+    std::uint64_t dropped = 0, would_drop = 0;
+    int intervals = 0;
+};
+Served served(const std::vector<json>& lines, const std::string& key) {
+    double reads = 0, secs = 0;
+    Served s;
+    for (const auto& l : lines) {
+        if (l["type"] != "interval") continue;
+        secs += l["interval_s"].get<double>();
+        ++s.intervals;
+        for (const auto& k : l["keys"])
+            if (k["key"] == key) reads += k["reads"].get<double>();
+        if (l.contains("mitigations"))
+            for (const auto& r : l["mitigations"]["rules"]) {
+                s.dropped += r["interval_dropped"].get<std::uint64_t>();
+                s.would_drop += r["interval_would_drop"].get<std::uint64_t>();
+            }
+    }
+    s.reads_per_s = secs > 0 ? reads / secs : 0;
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("a 500/s throttle serves the hot key at 500/s and leaves other keys alone", "[act]") {
+    RedisServer redis;
+    const std::string http = "127.0.0.1:" + std::to_string(free_port());
+    Daemon d({"--target", "redis://127.0.0.1:" + std::to_string(redis.port()), "--interval", "1s",
+              "--no-detect", "--top", "5", "--drop-cap", "0.95", "--http", http});
+    ClientRun base;
+    {
+        HotLoad hot(redis.port());
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        base = paced(redis.port(), "cold", 4);
+    }
+    REQUIRE(keyscope_cli("throttle add --connect " + http + " --key hot --rate 500") == 0);
+    HotLoad hot(redis.port());
+    d.lines_for(std::chrono::seconds(2));  // the bucket's burst and the first stalls settle
+    ClientRun with;
+    std::thread cold([&] { with = paced(redis.port(), "cold", 6); });
+    auto lines = d.lines_for(std::chrono::seconds(6));
+    cold.join();
+    Served s = served(lines, "hot");
+    INFO("hot served " << s.reads_per_s << "/s over " << s.intervals << " intervals; cold " << base.rate
+                       << "/s p99 " << base.p99_ms << " ms unthrottled, " << with.rate << "/s p99 "
+                       << with.p99_ms << " ms throttled");
+    CHECK(s.intervals >= 5);
+    CHECK(s.reads_per_s >= 450);
+    CHECK(s.reads_per_s <= 550);
+    CHECK(s.dropped > 0);
+    CHECK(with.rate >= 0.9 * base.rate);
+    CHECK(with.p99_ms <= 2 * base.p99_ms);
+    int status = 0;
+    auto rest = d.stop(&status);
+    CHECK(WIFEXITED(status));
+}
+
+TEST_CASE("dry-run drops nothing and counts what it would drop", "[act]") {
+    RedisServer redis;
+    const std::string http = "127.0.0.1:" + std::to_string(free_port());
+    Daemon d({"--target", "redis://127.0.0.1:" + std::to_string(redis.port()), "--interval", "1s",
+              "--no-detect", "--top", "5", "--http", http});
+    ClientRun base = hammer(redis.port(), "hot", 2);
+    REQUIRE(keyscope_cli("throttle add --connect " + http + " --key hot --rate 500 --dry-run") == 0);
+    d.lines_for(std::chrono::milliseconds(1200));
+    ClientRun with;
+    std::thread t([&] { with = hammer(redis.port(), "hot", 4); });
+    auto lines = d.lines_for(std::chrono::seconds(4));
+    t.join();
+    Served s = served(lines, "hot");
+    INFO("hot " << base.rate << "/s without the rule, " << with.rate << "/s with it; would drop "
+                << s.would_drop);
+    CHECK(s.dropped == 0);
+    CHECK(s.would_drop > 0);
+    CHECK(with.rate >= 0.8 * base.rate);
+    CHECK(with.p99_ms < 50);  // no drop, so no 200 ms retransmission stall
+}
+
+TEST_CASE("after kill -9 of keyscope the hot key is served at full rate again and nothing is left", "[act]") {
+    RedisServer redis;
+    const std::string http = "127.0.0.1:" + std::to_string(free_port());
+    auto d = std::make_unique<Daemon>(
+        std::vector<std::string>{"--target", "redis://127.0.0.1:" + std::to_string(redis.port()),
+                                 "--interval", "1s", "--no-detect", "--drop-cap", "1", "--http", http});
+    REQUIRE(keyscope_cli("throttle add --connect " + http + " --key hot --rate 50") == 0);
+    ClientRun throttled = hammer(redis.port(), "hot", 2);
+    INFO("throttled: " << throttled.rate << "/s");
+    CHECK(throttled.rate < 200);
+    kill(d->pid(), SIGKILL);
+    d.reset();
+    // the tcx links die with their owner: within the 5 s expiry at the latest
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    ClientRun after = hammer(redis.port(), "hot", 2);
+    INFO("after kill -9: " << after.rate << "/s, p99 " << after.p99_ms << " ms");
+    CHECK(after.rate > 10 * throttled.rate);
+    CHECK(after.p99_ms < 50);
+    FILE* p = popen("bpftool net show dev lo 2>/dev/null | grep -c ' ks_'", "r");
+    int left = -1;
+    REQUIRE(p);
+    REQUIRE(std::fscanf(p, "%d", &left) == 1);
+    pclose(p);
+    CHECK(left == 0);
+}
