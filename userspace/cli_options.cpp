@@ -139,7 +139,7 @@ RunOptions ObserveFlags::resolve() const {
     ac.delimiter = dc.prefixes.delimiter;
     for (const auto& c : ac.allow_clients) {
         RuleSpec probe_spec;
-        parse_client(c, probe_spec);  // a bad address fails here, before anything is loaded
+        parse_client(c, probe_spec, "--allow-client");  // a bad address fails here, before anything is loaded
     }
     return o;
 }

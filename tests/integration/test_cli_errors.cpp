@@ -79,6 +79,11 @@ TEST_CASE("bad input gives one line and a non-zero exit", "[cli]") {
         {"run --target redis://127.0.0.1:" + std::to_string(keyscope::test::free_port()),
          "no process listens there"},
         {"run --pid 1", "--pid 1: no redis-server, valkey-server, keydb-server or memcached listener"},
+        {"run --act maybe " + target, "--act: bad value 'maybe'"},
+        {"run --act-action slow " + target, "--act-action: bad value 'slow'"},
+        {"run --throttle-rate extreme=5 " + target, "--throttle-rate: bad value 'extreme=5'"},
+        {"run --allow-client 10.0.0.300 " + target, "--allow-client: bad address '10.0.0.300'"},
+        {"throttle add --connect 127.0.0.1:1 --key k --rate 5", "--connect 127.0.0.1:1"},
         {"frobnicate", "frobnicate"},
     };
     for (const auto& c : cases) {

@@ -39,9 +39,9 @@ std::uint64_t fnv1a(std::string_view bytes) {
     return h;
 }
 
-void parse_client(const std::string& text, RuleSpec& spec) {
+void parse_client(const std::string& text, RuleSpec& spec, const std::string& flag) {
     auto bad = [&] {
-        return Error("--client: bad address '" + text + "' (expected ADDR, ADDR:PORT or [IPV6]:PORT)");
+        return Error(flag + ": bad address '" + text + "' (expected ADDR, ADDR:PORT or [IPV6]:PORT)", 2);
     };
     std::string host = text, port;
     if (!text.empty() && text.front() == '[') {
@@ -98,7 +98,7 @@ Enforcer::Enforcer(RuleSink& sink, ActConfig cfg, const std::vector<Target>& tar
         }
         for (const auto& c : cfg_.allow_clients) {
             RuleSpec s;
-            parse_client(c, s);
+            parse_client(c, s, "--allow-client");
             ks_rule_key ak{};
             ak.match = KS_MATCH_CLIENT;
             std::memcpy(ak.addr, s.client.data(), 16);

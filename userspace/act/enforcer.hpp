@@ -82,7 +82,7 @@ struct MitigationEvent {
 std::uint64_t fnv1a(std::string_view bytes);
 
 /// Parses "ADDR" or "ADDR:PORT" / "[V6]:PORT"; throws a one-line Error.
-void parse_client(const std::string& text, RuleSpec& spec);
+void parse_client(const std::string& text, RuleSpec& spec, const std::string& flag = "--client");
 std::string client_text(const RuleSpec& spec);
 
 class Enforcer {

@@ -1,0 +1,268 @@
+// The enforcer's logic with a fake rule sink: validation, what reaches the
+// kernel, the policy from hotspots, cool-down, expiry and the circuit breaker.
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <map>
+#include <string>
+
+#include "act/enforcer.hpp"
+#include "act/rule_json.hpp"
+#include "util/error.hpp"
+
+using namespace keyscope;
+using Catch::Matchers::Contains;
+
+namespace {
+
+struct FakeSink : RuleSink {
+    struct KeyLess {
+        bool operator()(const ks_rule_key& a, const ks_rule_key& b) const {
+            return std::memcmp(&a, &b, sizeof a) < 0;
+        }
+    };
+    std::map<ks_rule_key, ks_rule, KeyLess> rules;
+    std::map<ks_rule_key, int, KeyLess> allow;
+    std::map<std::uint32_t, ks_rule_stats> stats;
+    std::uint32_t kinds = 0;
+    std::uint64_t mono = 1'000'000'000;
+
+    void put_rule(const ks_rule_key& k, const ks_rule& r) override { rules[k] = r; }
+    bool read_rule(const ks_rule_key& k, ks_rule* r) const override {
+        auto it = rules.find(k);
+        if (it == rules.end()) return false;
+        *r = it->second;
+        return true;
+    }
+    void delete_rule(const ks_rule_key& k) override { rules.erase(k); }
+    ks_rule_stats rule_stats(std::uint32_t slot) const override {
+        auto it = stats.find(slot);
+        return it == stats.end() ? ks_rule_stats{} : it->second;
+    }
+    void clear_rule_stats(std::uint32_t slot) override { stats[slot] = {}; }
+    void put_allow(const ks_rule_key& k) override { allow[k] = 1; }
+    void set_enforcement(std::uint32_t k, char) override { kinds = k; }
+    std::uint64_t monotonic_ns() const override { return mono; }
+};
+
+std::vector<Target> one_redis() {
+    return {parse_target("redis://127.0.0.1:6379")};
+}
+
+RuleSpec key_rule(const std::string& key, double rate) {
+    RuleSpec s;
+    s.match = RuleMatch::key;
+    s.text = key;
+    s.rate = rate;
+    return s;
+}
+
+HotspotEvent hot_key(const std::string& key, Severity sev, HotKind kind = HotKind::read) {
+    HotspotEvent h;
+    h.state = "active";
+    h.entity = EntityKind::key;
+    h.name = key;
+    h.hash = fnv1a(key);
+    h.kind = kind;
+    h.severity = sev;
+    h.what = "test";
+    return h;
+}
+
+const ks_rule& only_rule(const FakeSink& sink) {
+    REQUIRE(sink.rules.size() == 1);
+    return sink.rules.begin()->second;
+}
+
+}  // namespace
+
+TEST_CASE("enforcer: a throttle rule reaches the kernel with its GCRA numbers and expiry", "[enforcer]") {
+    FakeSink sink;
+    auto targets = one_redis();
+    Enforcer e(sink, ActConfig{}, targets);
+    CHECK(sink.kinds == 0);  // no rule: the programs skip enforcement entirely
+    const Rule& r = e.add(key_rule("hot", 500), "manual", "test", 0, 100.0);
+    CHECK(r.spec.burst == 25);  // rate x 0.05 s
+    const ks_rule_key k = sink.rules.begin()->first;
+    CHECK(k.match == KS_MATCH_KEY);
+    CHECK(k.hash == fnv1a("hot"));
+    CHECK(k.target == 0);
+    const ks_rule& b = only_rule(sink);
+    CHECK(b.action == KS_ACT_THROTTLE);
+    CHECK(b.interval_ns == 2'000'000);
+    CHECK(b.tolerance_ns == 24 * 2'000'000ull);
+    CHECK(b.expires_ns == sink.mono + 5'000'000'000ull);
+    CHECK(b.flags == 0);
+    CHECK(sink.kinds == KS_RK_KEY);
+    auto events = e.take_events();
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].event == "added");
+}
+
+TEST_CASE("enforcer: renewal moves the expiry and keeps the bucket", "[enforcer]") {
+    FakeSink sink;
+    auto targets = one_redis();
+    Enforcer e(sink, ActConfig{}, targets);
+    e.add(key_rule("hot", 100), "manual", "", 0, 100.0);
+    sink.rules.begin()->second.tat = 777;
+    sink.mono += 2'000'000'000;
+    e.tick(102.0, {}, {1000});
+    CHECK(only_rule(sink).tat == 777);
+    CHECK(only_rule(sink).expires_ns == sink.mono + 5'000'000'000ull);
+}
+
+TEST_CASE("enforcer: bad rules are refused with one line", "[enforcer]") {
+    FakeSink sink;
+    auto targets = one_redis();
+    Enforcer e(sink, ActConfig{}, targets);
+    CHECK_THROWS_WITH(e.add(key_rule("hot", 0), "manual", "", 0, 1), Contains("rate"));
+    RuleSpec p;
+    p.match = RuleMatch::prefix;
+    p.text = "user";
+    p.rate = 10;
+    CHECK_THROWS_WITH(e.add(p, "manual", "", 0, 1), Contains("must end with ':'"));
+    RuleSpec shed;
+    shed.match = RuleMatch::key;
+    shed.text = "k";
+    shed.action = RuleAction::shed;
+    shed.shed = 1.5;
+    CHECK_THROWS_WITH(e.add(shed, "manual", "", 0, 1), Contains("shed share"));
+    RuleSpec c;
+    c.match = RuleMatch::client;
+    c.rate = 10;
+    CHECK_THROWS_WITH(e.add(c, "manual", "", 0, 1), Contains("client's address"));
+    e.add(key_rule("hot", 10), "manual", "", 0, 1);
+    CHECK_THROWS_WITH(e.add(key_rule("hot", 20), "manual", "", 0, 1), Contains("already matches"));
+    CHECK(sink.rules.size() == 1);
+}
+
+TEST_CASE("enforcer: rules from JSON, and the errors an operator sees", "[enforcer]") {
+    auto targets = one_redis();
+    double ttl = 0;
+    std::string reason;
+    auto spec = rule_spec_from_json(nlohmann::json::parse(R"({"prefix":"user:","shed":0.5,"ttl_s":60})"),
+                                    targets, &ttl, &reason);
+    CHECK(spec.match == RuleMatch::prefix);
+    CHECK(spec.text == "user:");
+    CHECK(spec.action == RuleAction::shed);
+    CHECK(spec.shed == 0.5);
+    CHECK(ttl == 60);
+    spec = rule_spec_from_json(nlohmann::json::parse(R"({"key":"k","client":"10.0.0.7","rate":5})"), targets,
+                               &ttl, &reason);
+    CHECK(spec.match == RuleMatch::key);
+    CHECK(client_text(spec) == "10.0.0.7");
+    CHECK_THROWS_WITH(rule_spec_from_json(nlohmann::json::parse(R"({"key":"k"})"), targets, &ttl, &reason),
+                      Contains("either a rate"));
+    CHECK_THROWS_WITH(
+        rule_spec_from_json(nlohmann::json::parse(R"({"key":"k","rate":1,"server":"1.2.3.4:1"})"), targets,
+                            &ttl, &reason),
+        Contains("does not observe"));
+    CHECK_THROWS_WITH(
+        rule_spec_from_json(nlohmann::json::parse(R"({"client":"nope","rate":1})"), targets, &ttl, &reason),
+        Contains("bad address"));
+}
+
+TEST_CASE("enforcer: the policy maps severity to rate, follows it, and lifts after the cool-down",
+          "[enforcer]") {
+    FakeSink sink;
+    auto targets = one_redis();
+    ActConfig cfg;
+    cfg.mode = ActMode::enforce;
+    cfg.cooldown_s = 10;
+    Enforcer e(sink, cfg, targets);
+    e.tick(100, {hot_key("hot", Severity::medium)}, {10000});
+    REQUIRE(e.rules().size() == 1);
+    CHECK(e.rules()[0].origin == "auto");
+    CHECK(e.rules()[0].spec.rate == 500);
+    CHECK(only_rule(sink).interval_ns == 2'000'000);
+    e.tick(101, {hot_key("hot", Severity::critical)}, {10000});
+    CHECK(e.rules()[0].spec.rate == 50);
+    CHECK(only_rule(sink).interval_ns == 20'000'000);
+    // error and latency hotspots only get advice
+    e.tick(102, {hot_key("hot", Severity::critical), hot_key("bad", Severity::high, HotKind::error)},
+           {10000});
+    CHECK(e.rules().size() == 1);
+    e.tick(103, {}, {10000});  // the hotspot ended: the cool-down starts
+    CHECK(e.rules().size() == 1);
+    e.tick(112, {}, {10000});
+    CHECK(e.rules().size() == 1);
+    e.tick(113, {}, {10000});
+    CHECK(e.rules().empty());
+    CHECK(sink.rules.empty());
+    CHECK(sink.kinds == 0);
+    std::vector<std::string> seen;
+    for (const auto& ev : e.take_events()) seen.push_back(ev.event);
+    CHECK(seen == std::vector<std::string>{"added", "updated", "lifted"});
+}
+
+TEST_CASE("enforcer: dry-run policy, shed action, allowlist", "[enforcer]") {
+    FakeSink sink;
+    auto targets = one_redis();
+    ActConfig cfg;
+    cfg.mode = ActMode::dry_run;
+    cfg.action = RuleAction::shed;
+    cfg.allow_keys = {"vip"};
+    cfg.allow_prefixes = {"admin:"};
+    Enforcer e(sink, cfg, targets);
+    CHECK(sink.allow.size() == 1);
+    e.tick(100,
+           {hot_key("hot", Severity::critical), hot_key("vip", Severity::critical),
+            hot_key("admin:1", Severity::critical), hot_key("warm", Severity::medium)},
+           {10000});
+    REQUIRE(e.rules().size() == 2);
+    const Rule& shed = e.rules()[0].spec.text == "hot" ? e.rules()[0] : e.rules()[1];
+    const Rule& throttle = e.rules()[0].spec.text == "hot" ? e.rules()[1] : e.rules()[0];
+    CHECK(shed.spec.action == RuleAction::shed);
+    CHECK(shed.spec.shed == 0.5);
+    CHECK(shed.spec.dry_run);
+    CHECK(throttle.spec.text == "warm");  // no shed share at medium: throttle instead
+    CHECK(throttle.spec.rate == 500);
+    for (const auto& [k, r] : sink.rules) CHECK(r.flags == KS_RULEF_DRY_RUN);
+    CHECK((sink.kinds & KS_RK_ALLOW) != 0);
+}
+
+TEST_CASE("enforcer: the circuit breaker suspends a server's rules and resumes", "[enforcer]") {
+    FakeSink sink;
+    auto targets = one_redis();
+    ActConfig cfg;
+    cfg.drop_cap = 0.10;
+    cfg.suspend_s = 60;
+    Enforcer e(sink, cfg, targets);
+    const Rule& r = e.add(key_rule("hot", 100), "manual", "", 0, 100);
+    std::uint32_t slot = r.slot;
+    sink.stats[slot].dropped = 100;  // 100 dropped against 1000 served: 9 %, under the cap
+    e.tick(101, {}, {1000});
+    CHECK(e.rules().size() == 1);
+    CHECK(e.rules()[0].interval.dropped == 100);
+    sink.stats[slot].dropped = 300;  // 200 more against 1000: 17 %
+    e.tick(102, {}, {1000});
+    CHECK(e.rules().empty());
+    CHECK(sink.rules.empty());
+    CHECK(e.suspended(0, 150));
+    CHECK_THROWS_WITH(e.add(key_rule("hot", 100), "manual", "", 0, 150), Contains("suspended"));
+    e.tick(163, {}, {1000});
+    CHECK(!e.suspended(0, 163));
+    std::vector<std::string> seen;
+    for (const auto& ev : e.take_events()) seen.push_back(ev.event);
+    CHECK(seen == std::vector<std::string>{"added", "suspended", "resumed"});
+}
+
+TEST_CASE("enforcer: an operator's TTL ends the rule; removal frees it", "[enforcer]") {
+    FakeSink sink;
+    auto targets = one_redis();
+    Enforcer e(sink, ActConfig{}, targets);
+    const Rule& a = e.add(key_rule("a", 10), "manual", "", 30, 100);
+    std::uint32_t a_id = a.id;
+    const Rule& b = e.add(key_rule("b", 10), "manual", "", 0, 100);
+    std::uint32_t b_id = b.id;
+    e.tick(129, {}, {1});
+    CHECK(e.rules().size() == 2);
+    e.tick(130, {}, {1});
+    REQUIRE(e.rules().size() == 1);
+    CHECK(e.rules()[0].id == b_id);
+    CHECK(!e.remove(a_id, 131, "again"));
+    CHECK(e.remove(b_id, 131, "operator"));
+    CHECK(sink.rules.empty());
+    std::vector<std::string> seen;
+    for (const auto& ev : e.take_events()) seen.push_back(ev.event);
+    CHECK(seen == std::vector<std::string>{"added", "added", "expired", "removed"});
+}
