@@ -212,7 +212,8 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
     // enforcement lives in the socket path's tc ingress program
     std::unique_ptr<Enforcer> enforcer;
     if (opts.probe == ProbeKind::socket) enforcer = std::make_unique<Enforcer>(probes, opts.act, targets);
-    CommandQueue commands;
+    CommandQueue own_commands;
+    CommandQueue& commands = hooks.commands ? *hooks.commands : own_commands;
     std::map<std::string, std::uint64_t> mitigation_events;
 
     if (!embedded) {
@@ -348,7 +349,17 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
             try {
                 double ttl = 0;
                 std::string reason;
-                RuleSpec spec = rule_spec_from_json(req["rule"], targets, &ttl, &reason);
+                nlohmann::json body = req["rule"];
+                if (body.is_object() && body.contains("shown_key")) {
+                    // a key as an output showed it (top's `t`): only unredacted keys name real bytes
+                    auto raw = body["shown_key"].is_string() && opts.redact == Redaction::none
+                                   ? unescape_key(body["shown_key"].get<std::string>())
+                                   : std::nullopt;
+                    if (!raw) throw Error("keys are redacted here: name the key with keyscope throttle add --key");
+                    body.erase("shown_key");
+                    body["key"] = *raw;
+                }
+                RuleSpec spec = rule_spec_from_json(body, targets, &ttl, &reason);
                 const Rule& r = enforcer->add(spec, "manual", reason, ttl, ts);
                 reply = {201, mitigation_json(mitigation_snapshot(r, targets, fmt))};
             } catch (const Error& e) {

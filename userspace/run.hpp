@@ -11,6 +11,7 @@
 #include "bpf/probes.hpp"
 #include "detect/detect_config.hpp"
 #include "output/key_format.hpp"
+#include "output/command_queue.hpp"
 #include "output/snapshot.hpp"
 
 namespace keyscope {
@@ -45,6 +46,7 @@ struct RunHooks {
     std::atomic<bool>* stop = nullptr;
     std::function<void()> on_ready;
     std::size_t snapshot_keys = 0;  // keys per snapshot (0 = --top)
+    CommandQueue* commands = nullptr;  // rule requests from the embedding view (e.g. top's `t`)
 };
 
 int run(const RunOptions& opts, const RunHooks& hooks = {});

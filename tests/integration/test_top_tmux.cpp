@@ -124,6 +124,21 @@ TEST_CASE("keyscope top in tmux: hot key first, sort, filter, quit leaves the sh
     REQUIRE(rows.size() == 1);
     CHECK(rows[0].rfind("hot:top", 0) == 0);
 
+    // t throttles the selected key after a y, and page 6 lists the rule
+    t.keys("t");
+    s = t.wait_for([](const std::string& scr) { return scr.find("y/n") != std::string::npos; });
+    INFO(s);
+    CHECK(s.find("throttle hot:top on 127.0.0.1:") != std::string::npos);
+    t.keys("y");
+    s = t.wait_for([](const std::string& scr) { return scr.find("rule 1 added") != std::string::npos; });
+    INFO(s);
+    CHECK(s.find("rule 1 added") != std::string::npos);
+    t.keys("6");
+    s = t.wait_for([](const std::string& scr) { return scr.find("throttle 500/s") != std::string::npos; });
+    INFO(s);
+    CHECK(s.find("key hot:top") != std::string::npos);
+    CHECK(s.find("manual") != std::string::npos);
+
     // q quits and the shell works again, with the terminal back in cooked mode
     t.keys("q");
     t.keys(

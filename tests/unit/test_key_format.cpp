@@ -231,3 +231,13 @@ TEST_CASE("parse_redaction: anything else throws keyscope::Error naming it") {
     }
     CHECK_THROWS_AS(parse_redaction(std::string_view("none\0", 5)), keyscope::Error);
 }
+
+TEST_CASE("unescape_key inverts escape_key and refuses what it never writes", "[key_format]") {
+    using keyscope::escape_key;
+    using keyscope::unescape_key;
+    const std::string samples[] = {"user:42", std::string("a\0b", 3), "back\\slash", "\r\n\xff tail", ""};
+    for (const auto& k : samples) CHECK(unescape_key(escape_key(k)) == k);
+    CHECK(!unescape_key("bad\\q"));
+    CHECK(!unescape_key("cut\\x4"));
+    CHECK(!unescape_key("trailing\\"));
+}

@@ -1,5 +1,7 @@
 #include "output/key_format.hpp"
 
+#include <cctype>
+
 #include <cstdio>
 
 #include "util/error.hpp"
@@ -25,6 +27,28 @@ std::string escape_key(std::string_view bytes) {
             char buf[5];
             std::snprintf(buf, sizeof buf, "\\x%02x", c);
             out += buf;
+        }
+    }
+    return out;
+}
+
+std::optional<std::string> unescape_key(std::string_view shown) {
+    std::string out;
+    for (std::size_t i = 0; i < shown.size(); ++i) {
+        char c = shown[i];
+        if (c != '\\') {
+            out += c;
+            continue;
+        }
+        if (i + 1 < shown.size() && shown[i + 1] == '\\') {
+            out += '\\';
+            ++i;
+        } else if (i + 3 < shown.size() && shown[i + 1] == 'x' && std::isxdigit(static_cast<unsigned char>(shown[i + 2])) &&
+                   std::isxdigit(static_cast<unsigned char>(shown[i + 3]))) {
+            out += static_cast<char>(std::stoi(std::string(shown.substr(i + 2, 2)), nullptr, 16));
+            i += 3;
+        } else {
+            return std::nullopt;
         }
     }
     return out;

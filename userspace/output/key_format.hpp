@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,8 @@ Redaction parse_redaction(std::string_view text);
 /// Escapes key bytes unambiguously: printable ASCII as is, '\' as "\\",
 /// every other byte as "\xHH" (lower-case hex).
 std::string escape_key(std::string_view bytes);
+/// The inverse of escape_key(); nullopt for text escape_key() cannot produce.
+std::optional<std::string> unescape_key(std::string_view shown);
 
 class KeyFormatter {
 public:

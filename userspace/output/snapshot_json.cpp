@@ -23,8 +23,12 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ProgramCost, name, run_time_ns, 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HealthSnapshot, probes_attached, started, last_collection,
                                                 interval_s, key_map_capacity, key_map_used, cpu_percent,
                                                 programs)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MitigationSnapshot, id, server, match, target, client, action,
+                                                mode, origin, reason, rate, burst, shed, created, expires,
+                                                matched, dropped, would_drop, capped, interval_dropped,
+                                                interval_would_drop)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Snapshot, ts, interval_s, servers, keys, prefixes, slots,
-                                                hotspots, health)
+                                                hotspots, act_mode, mitigations, mitigation_events, health)
 
 nlohmann::json snapshot_to_json(const Snapshot& s) {
     return s;

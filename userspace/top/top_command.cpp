@@ -112,6 +112,18 @@ int top(const TopOptions& opts) {
     std::unique_ptr<ApiSampler> api;
     std::exception_ptr prober_failure;
     UiState ui;
+    CommandQueue commands;  // `t` in embedded mode: answered by the run loop
+    // `t`: a rule for the selected key, through the daemon's API or our own run loop
+    auto rule_for = [](const std::string& server, const std::string& key) {
+        return nlohmann::json{{"shown_key", key},   {"server", server},         {"rate", kTopThrottleRate},
+                              {"ttl_s", 600},        {"reason", "keyscope top"}};
+    };
+    auto outcome = [](int status, const nlohmann::json& body) -> std::string {
+        if (status >= 300)
+            return "not throttled: " + (body.is_object() && body.contains("error") ? body["error"].get<std::string>()
+                                                                                   : "HTTP " + std::to_string(status));
+        return "rule " + std::to_string(body.value("id", 0u)) + " added: see page 6";
+    };
 
     struct sigaction sa {};
     sa.sa_handler = on_quit;
@@ -121,6 +133,15 @@ int top(const TopOptions& opts) {
     if (!opts.connect.empty()) {
         api = std::make_unique<ApiSampler>(opts.connect, opts.run.interval, board, stop);
         ui.source = "daemon at " + opts.connect;
+        ui.throttle = [&, address = opts.connect](const std::string& server, const std::string& key) {
+            std::string a = address.rfind("http://", 0) == 0 ? address.substr(7) : address;
+            auto colon = a.rfind(':');
+            httplib::Client cli(a.substr(0, colon), std::atoi(a.substr(colon + 1).c_str()));
+            cli.set_connection_timeout(2);
+            auto res = cli.Post("/api/rules", rule_for(server, key).dump(), "application/json");
+            if (!res) return std::string("not throttled: the daemon did not answer");
+            return outcome(res->status, nlohmann::json::parse(res->body, nullptr, false));
+        };
     } else {
         // the probes run in their own thread; errors before they attach end
         // keyscope with one line before the screen ever opens
@@ -131,6 +152,7 @@ int top(const TopOptions& opts) {
             hooks.board = &board;
             hooks.stop = &stop;
             hooks.snapshot_keys = 500;
+            hooks.commands = &commands;
             bool signalled = false;
             hooks.on_ready = [&] {
                 signalled = true;
@@ -152,6 +174,11 @@ int top(const TopOptions& opts) {
             throw;
         }
         ui.source = "probes";
+        if (opts.run.probe == ProbeKind::socket)
+            ui.throttle = [&](const std::string& server, const std::string& key) {
+                auto reply = commands.call({{"op", "add"}, {"rule", rule_for(server, key)}}, std::chrono::seconds(3));
+                return reply ? outcome(reply->first, reply->second) : std::string("not throttled: no answer");
+            };
     }
     auto finish = [&] {
         stop = true;

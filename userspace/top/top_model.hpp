@@ -14,6 +14,9 @@
 
 namespace keyscope {
 
+/// What `t` asks for: a rate, for ten minutes.
+constexpr int kTopThrottleRate = 500;
+
 enum class TopPage { keys, prefixes, slots, servers, hotspots, mitigations };
 
 /// Columns of the key table, in display order.

@@ -249,6 +249,11 @@ void handle_key(int key, TopModel& m, UiState& ui, int page_rows) {
         }
         return;
     }
+    if (ui.confirming) {
+        ui.confirming = false;
+        ui.message = key == 'y' || key == 'Y' ? ui.throttle(ui.confirm_server, ui.confirm_key) : "throttle cancelled";
+        return;
+    }
     if (ui.help || ui.detail) {
         // any key closes an overlay; q still quits
         if (key == 'q') ui.quit = true;
@@ -330,9 +335,23 @@ void handle_key(int key, TopModel& m, UiState& ui, int page_rows) {
         case '6':
             ui.page = TopPage::mitigations;
             break;
-        case 't':
-            ui.message = "throttling is not available yet (keyscope does not enforce): nothing changed";
+        case 't': {
+            const TopRow* row = m.selected_row();
+            if (!ui.throttle)
+                ui.message = "throttling needs the socket path (--probe socket): nothing changed";
+            else if (!row)
+                ui.message = "no key selected";
+            else if (row->truncated)
+                ui.message = "a truncated key cannot be named here: use keyscope throttle add --key";
+            else {
+                ui.confirming = true;
+                ui.confirm_server = row->server;
+                ui.confirm_key = row->key;
+                ui.message = "throttle " + row->key + " on " + row->server + " to " + std::to_string(kTopThrottleRate) +
+                             "/s for 10 minutes? y/n";
+            }
             break;
+        }
         default:
             break;
     }
@@ -516,9 +535,28 @@ void TopScreen::draw(const TopModel& m, UiState& ui, double now_unix) {
                 }
         }
     } else {
-        put_line(y++,
-                 "  no mitigation rules: throttling and shedding (keyscope throttle) are not built yet,");
-        put_line(y++, "  so keyscope never drops or delays traffic.");
+        put_line(y++, "automatic mitigation: " + snap.act_mode + "   (t throttles the selected key; keyscope throttle add|rm)",
+                 A_BOLD);
+        if (snap.mitigations.empty()) put_line(y++, "  no mitigation rules: keyscope drops and delays nothing.");
+        else
+            put_line(y++, pad("ID", 5, true) + "  " + pad("MODE", 8, false) + pad("ORIGIN", 7, false) +
+                              pad("ACTION", 16, false) + pad("MATCHES", 34, false) + pad("DROPPED", 10, true) +
+                              pad("WOULD", 10, true) + "  SERVER",
+                     A_BOLD);
+        for (const auto& r : snap.mitigations) {
+            if (y >= footer) break;
+            char act[32];
+            if (r.action == "throttle")
+                std::snprintf(act, sizeof act, "throttle %.0f/s", r.rate);
+            else
+                std::snprintf(act, sizeof act, "shed %.0f%%", r.shed * 100);
+            std::string what = r.match + (r.target.empty() ? "" : " " + r.target) +
+                               (r.client.empty() ? "" : " client " + r.client);
+            put_line(y++, pad(std::to_string(r.id), 5, true) + "  " + pad(r.mode, 8, false) +
+                              pad(r.origin, 7, false) + pad(act, 16, false) + pad(what, 34, false) +
+                              fmt_count(static_cast<double>(r.dropped), 10) +
+                              fmt_count(static_cast<double>(r.would_drop), 10) + "  " + r.server);
+        }
     }
 
     // overlays
@@ -544,7 +582,7 @@ void TopScreen::draw(const TopModel& m, UiState& ui, double now_unix) {
                    "< > F6       sort column   I  invert sort      /  filter keys (Enter keep, Esc cancel)",
                    "Enter        key details   p  pause            Tab 1-6  keys, prefixes, slots, servers,",
                    "                                                        hotspots, mitigations",
-                   "t            throttle (not available yet)      q Esc Ctrl-C  quit", "",
+                   "t            throttle the selected key         q Esc Ctrl-C  quit", "",
                    "any key closes this help"});
     } else if (ui.detail && m.selected_row()) {
         const TopRow& r = *m.selected_row();

@@ -2,6 +2,7 @@
 // testable without a terminal) and the ncurses screen that paints it.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,10 @@ struct UiState {
     std::string message;  // one-line notice in the status bar
     std::size_t scroll = 0;
     std::string source;  // "probes" or "daemon at HOST:PORT"
+    /// Throttles a key (server, key as shown) and says what happened; empty: not possible here.
+    std::function<std::string(const std::string&, const std::string&)> throttle;
+    bool confirming = false;  // `t` asked "throttle ...? y/n"
+    std::string confirm_server, confirm_key;
     bool quit = false;
 };
 
