@@ -25,7 +25,7 @@ struct ks_walk {
 	__u32 gen;
 	__u32 pos; /* next byte of scr->win.buf */
 	__u32 len; /* bytes in scr->win.buf */
-	__u32 _pad;
+	__u32 watching; /* some keys have their clients counted (ks_watch) */
 };
 
 static __always_inline void ks_walk_init(struct ks_walk *w, struct ks_flow *f, struct ks_scratch *scr,
@@ -157,6 +157,24 @@ static __always_inline void ks_on_cmd(struct ks_walk *w)
 	}
 }
 
+/* Who sends requests for a hot key: only for watched keys, so the common path
+ * pays one predictable branch. */
+static __always_inline void ks_count_client(struct ks_walk *w, __u64 hash)
+{
+	struct ks_key_ref ref = {.hash = hash, .target = w->flow->target};
+	struct ks_client_key ck = {.hash = hash, .target = w->flow->target};
+	__u64 one = 1, *n;
+
+	if (!bpf_map_lookup_elem(&ks_watch, &ref))
+		return;
+	__builtin_memcpy(ck.addr, w->flow->caddr, 16);
+	n = bpf_map_lookup_elem(&ks_key_clients, &ck);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		bpf_map_update_elem(&ks_key_clients, &ck, &one, BPF_NOEXIST);
+}
+
 /* One key argument of a request (either protocol). */
 static __always_inline void ks_count_key(struct ks_walk *w, __u64 hash, __u32 nkeys, __u8 cls)
 {
@@ -174,6 +192,8 @@ static __always_inline void ks_count_key(struct ks_walk *w, __u64 hash, __u32 nk
 		__sync_fetch_and_add(&s->writes, 1);
 	else
 		__sync_fetch_and_add(&s->reads, 1);
+	if (w->watching)
+		ks_count_client(w, hash);
 }
 
 static __always_inline void ks_on_key(struct ks_walk *w)

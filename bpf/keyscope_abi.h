@@ -199,6 +199,19 @@ struct ks_config {
 	__u32 gen;	  /* which key map / counters slot the programs fill */
 	__u32 rule_kinds; /* KS_RK_*: 0 = no enforcement, the fast path */
 	__u32 delimiter;  /* prefix delimiter byte for prefix rules (':') */
+	__u32 watching;	  /* ks_watch is not empty: count clients of watched keys */
+};
+
+/* Keys whose clients are counted (hot keys; the daemon keeps the list short). */
+#define KS_MAX_WATCH 64
+/* (watched key, client address) pairs counted at once. */
+#define KS_MAX_KEY_CLIENTS 4096
+
+/* Key of ks_key_clients: who sends requests for a watched key. */
+struct ks_client_key {
+	__u64 hash; /* the key's hash */
+	__u8 addr[16]; /* the client's address, v4-mapped */
+	__u32 target;
 	__u32 _pad;
 };
 

@@ -51,6 +51,7 @@ struct ks_flow {
 	__u32 proto; /* enum ks_proto of the target */
 	__u32 drops_in_row; /* enforcement: request segments dropped in a row */
 	__u32 conn_pick;    /* enforcement: this connection's place in the shedding rotation */
+	__u8 caddr[16];	    /* socket path: the client's address (zero on the syscall path) */
 	struct ks_pending pending[KS_PENDING];
 };
 
@@ -198,6 +199,22 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ks_rule_stats);
 } ks_rule_stats SEC(".maps") __weak;
+
+/** Watched keys (ks_key_ref): their requests are counted per client too. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KS_MAX_WATCH);
+	__type(key, struct ks_key_ref);
+	__type(value, __u32);
+} ks_watch SEC(".maps") __weak;
+
+/** Requests per (watched key, client address); drained by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, KS_MAX_KEY_CLIENTS);
+	__type(key, struct ks_client_key);
+	__type(value, __u64);
+} ks_key_clients SEC(".maps") __weak;
 
 /** Allowlist: keys, prefixes and clients no rule may touch. */
 struct {

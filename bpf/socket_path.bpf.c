@@ -145,6 +145,7 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 		}
 		f->target = tv->id;
 		f->conn_pick = bpf_get_prandom_u32();
+		__builtin_memcpy(f->caddr, fk.caddr, 16);
 		ks_flow_set_proto(f);
 		if (!th->syn) {
 			/* joined mid-stream: wait for a segment that starts a message */
@@ -198,6 +199,7 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 		ck.off += -diff;
 	}
 	ks_walk_init(&ck.w, f, scr, cnt, gen);
+	ck.w.watching = cfg->watching;
 	if (dir == KS_DIR_REQ && diff == 0 && (cfg->rule_kinds & ~KS_RK_ALLOW)) {
 		/* before anything is counted or the sequence advances: a dropped
 		 * segment comes back as new bytes and is judged again */

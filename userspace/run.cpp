@@ -6,12 +6,15 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <thread>
 
 #include <sys/resource.h>
 
+#include "act/enforcer.hpp"
+#include "act/rule_json.hpp"
 #include "collect/collector.hpp"
 #include "collect/stats.hpp"
 #include "detect/detector.hpp"
@@ -19,8 +22,6 @@
 #include "output/http_server.hpp"
 #include "output/report.hpp"
 #include "output/snapshot.hpp"
-#include "act/enforcer.hpp"
-#include "act/rule_json.hpp"
 #include "target/discover.hpp"
 #include "target/watch.hpp"
 #include "util/error.hpp"
@@ -335,8 +336,9 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
     // /api/rules, answered between two sleeps of the loop
     auto handle_command = [&](const nlohmann::json& req) -> CommandReply {
         if (!enforcer)
-            return {409, {{"error", "enforcement needs the socket path (--probe socket); this daemon uses " +
-                                        std::string(probe_name(opts.probe))}}};
+            return {409,
+                    {{"error", "enforcement needs the socket path (--probe socket); this daemon uses " +
+                                   std::string(probe_name(opts.probe))}}};
         const double ts = now_unix();
         const std::string op = req.value("op", "");
         CommandReply reply;
@@ -355,7 +357,8 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
                     auto raw = body["shown_key"].is_string() && opts.redact == Redaction::none
                                    ? unescape_key(body["shown_key"].get<std::string>())
                                    : std::nullopt;
-                    if (!raw) throw Error("keys are redacted here: name the key with keyscope throttle add --key");
+                    if (!raw)
+                        throw Error("keys are redacted here: name the key with keyscope throttle add --key");
                     body.erase("shown_key");
                     body["key"] = *raw;
                 }
@@ -389,12 +392,31 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
         std::vector<HotspotEvent> events;
         if (opts.detect) events = detector.observe(d, ts, secs);
         auto active = detector.active();
+        // who drives each hot key: counted in the kernel for the keys watched last interval
+        KeyClients key_clients;
+        if (opts.probe == ProbeKind::socket) {
+            for (const auto& [ck, n] : probes.drain_clients()) {
+                std::array<std::uint8_t, 16> addr{};
+                std::memcpy(addr.data(), ck.addr, 16);
+                key_clients[{ck.target, ck.hash}].push_back({addr, n});
+            }
+            for (auto& [k, v] : key_clients)
+                std::sort(v.begin(), v.end(),
+                          [](const auto& a, const auto& b) { return a.second > b.second; });
+            std::vector<std::pair<std::uint64_t, std::uint32_t>> watch;
+            for (const auto& h : active)
+                if (h.entity == EntityKind::key) watch.push_back({h.hash, h.target});
+            std::sort(watch.begin(), watch.end());
+            watch.erase(std::unique(watch.begin(), watch.end()), watch.end());
+            probes.set_watch(watch);
+        }
         std::vector<MitigationSnapshot> mitigations;
         if (enforcer) {
             std::vector<std::uint64_t> served;
             for (const auto& t : d.per_target) served.push_back(t.requests);
-            enforcer->tick(ts, active, served);
-            for (const auto& r : enforcer->rules()) mitigations.push_back(mitigation_snapshot(r, targets, fmt));
+            enforcer->tick(ts, active, served, key_clients);
+            for (const auto& r : enforcer->rules())
+                mitigations.push_back(mitigation_snapshot(r, targets, fmt));
         }
         auto j = interval_json("interval", ts, secs, d, ctx);
         if (opts.detect) j["hotspots"] = hotspot_summary_json(active, hot);
@@ -403,6 +425,28 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
             for (const auto& m : mitigations) rules.push_back(mitigation_json(m));
             j["mitigations"] = {{"mode", act_mode_name(opts.act.mode)}, {"rules", rules}};
         }
+        // (server, key as shown) -> its clients, for the JSON line and the snapshot
+        std::map<std::pair<std::string, std::string>, std::vector<ClientShare>> shown_clients;
+        for (const auto& h : active) {
+            auto c = key_clients.find({h.target, h.hash});
+            if (h.entity != EntityKind::key || c == key_clients.end() || h.target >= targets.size()) continue;
+            auto& out = shown_clients[{targets[h.target].server(), fmt.format(h.name, h.truncated, h.hash)}];
+            if (!out.empty()) continue;
+            for (const auto& [addr, n] : c->second) {
+                RuleSpec as_client;
+                as_client.client = addr;
+                out.push_back({client_text(as_client), n});
+            }
+        }
+        if (!shown_clients.empty()) {
+            auto kc = nlohmann::json::array();
+            for (const auto& [id, list] : shown_clients) {
+                auto cl = nlohmann::json::array();
+                for (const auto& c : list) cl.push_back({{"client", c.client}, {"ops", c.ops}});
+                kc.push_back({{"server", id.first}, {"key", id.second}, {"clients", cl}});
+            }
+            j["key_clients"] = kc;
+        }
         if (!embedded) emit(opts, j, interval_text("interval", secs, d, ctx));
         for (const auto& ev : embedded ? std::vector<HotspotEvent>{} : events) {
             spdlog::warn("{}", hotspot_log_line(ev, hot));
@@ -410,6 +454,10 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
         }
         report_mitigations(ts);
         Snapshot snap = snapshots.build(d, ts, secs, active);
+        for (auto& row : snap.keys) {
+            auto c = shown_clients.find({row.server, row.key});
+            if (c != shown_clients.end()) row.clients = c->second;
+        }
         snap.act_mode = enforcer ? act_mode_name(opts.act.mode) : "unavailable";
         snap.mitigations = std::move(mitigations);
         snap.mitigation_events = mitigation_events;

@@ -65,7 +65,8 @@ ClientRun paced(int port, const std::string& key, double secs, double rate = 200
         std::this_thread::sleep_until(due);
         auto t = std::chrono::steady_clock::now();
         c.roundtrip(req, 1);
-        lat.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+        lat.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
     }
     std::sort(lat.begin(), lat.end());
     return {static_cast<double>(lat.size()) / secs, lat[lat.size() * 99 / 100]};
@@ -180,4 +181,78 @@ TEST_CASE("after kill -9 of keyscope the hot key is served at full rate again an
     REQUIRE(std::fscanf(p, "%d", &left) == 1);
     pclose(p);
     CHECK(left == 0);
+}
+
+namespace {
+
+// A connection from a chosen loopback source address (127.0.0.2, ...): one
+// host, several clients as the server and keyscope see them.
+int connect_from(const char* src, int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    inet_pton(AF_INET, src, &a.sin_addr);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
+    return fd;
+}
+
+// GET `key` from `src`, back to back, or paced at `rate` per second; returns requests served.
+std::uint64_t get_from(const char* src, int port, const std::string& key, double secs, double rate = 0) {
+    int fd = connect_from(src, port);
+    REQUIRE(fd >= 0);
+    const std::string req = "*2\r\n$3\r\nGET\r\n$" + std::to_string(key.size()) + "\r\n" + key + "\r\n";
+    auto start = std::chrono::steady_clock::now();
+    auto end = start + std::chrono::duration<double>(secs);
+    std::uint64_t n = 0;
+    char buf[256];
+    while (std::chrono::steady_clock::now() < end) {
+        if (rate > 0)
+            std::this_thread::sleep_until(start +
+                                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                              std::chrono::duration<double>(static_cast<double>(n) / rate)));
+        if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) break;
+        if (read(fd, buf, sizeof buf) <= 0) break;  // "$-1\r\n": one read holds the whole reply
+        ++n;
+    }
+    close(fd);
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("--act enforce throttles the one client driving a hot key, not its other readers", "[act]") {
+    RedisServer redis;
+    RespClient admin(redis.port());
+    admin.roundtrip("*4\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n$14\r\nprotected-mode\r\n$2\r\nno\r\n", 1);
+    Daemon d({"--target", "redis://127.0.0.1:" + std::to_string(redis.port()), "--interval", "1s", "--top",
+              "5", "--act", "enforce", "--drop-cap", "0.95", "--min-history", "2s"});
+    // steady background over 50 keys: the median the hot key is compared with
+    PacedLoad background(redis.port(), 100, [](std::uint64_t i) {
+        std::string k = "bg:" + std::to_string(i % 50);
+        return "*2\r\n$3\r\nGET\r\n$" + std::to_string(k.size()) + "\r\n" + k + "\r\n";
+    });
+    d.lines_for(std::chrono::seconds(3));
+    std::uint64_t reader = 0;
+    std::thread other([&] { reader = get_from("127.0.0.3", redis.port(), "hot", 6, 100); });
+    std::thread driver([&] { get_from("127.0.0.2", redis.port(), "hot", 6); });
+    auto lines = d.lines_for(std::chrono::seconds(7));
+    other.join();
+    driver.join();
+    json narrowed;
+    std::string first_client;
+    for (const auto& l : lines) {
+        if (l["type"] == "mitigation" && l.contains("rule") && l["rule"].value("client", "") == "127.0.0.2")
+            narrowed = l;
+        if (l["type"] == "interval" && l.contains("key_clients") && first_client.empty())
+            first_client = l["key_clients"][0]["clients"][0]["client"];
+    }
+    INFO("reader got " << reader << " GETs in 6 s");
+    REQUIRE(!narrowed.is_null());
+    CHECK(narrowed["rule"]["key"] == "hot");
+    CHECK(narrowed["rule"]["origin"] == "auto");
+    CHECK(first_client == "127.0.0.2");
+    CHECK(reader >= 540);  // 100/s paced: the other reader of the hot key is not throttled
 }

@@ -266,3 +266,35 @@ TEST_CASE("enforcer: an operator's TTL ends the rule; removal frees it", "[enfor
     for (const auto& ev : e.take_events()) seen.push_back(ev.event);
     CHECK(seen == std::vector<std::string>{"added", "added", "expired", "removed"});
 }
+
+TEST_CASE("enforcer: a hot key driven by one client gets a rule for that client only", "[enforcer]") {
+    FakeSink sink;
+    auto targets = one_redis();
+    ActConfig cfg;
+    cfg.mode = ActMode::enforce;
+    Enforcer e(sink, cfg, targets);
+    std::array<std::uint8_t, 16> a{}, b{};
+    a[10] = a[11] = b[10] = b[11] = 0xff;
+    a[12] = b[12] = 10;
+    a[15] = 7;
+    b[15] = 8;
+    // the first interval knows no clients yet: a rule for everyone
+    e.tick(100, {hot_key("hot", Severity::high)}, {10000});
+    REQUIRE(e.rules().size() == 1);
+    CHECK(client_text(e.rules()[0].spec).empty());
+    // then 10.0.0.7 turns out to send 80 %: the rule narrows to it
+    KeyClients clients;
+    clients[{0, fnv1a("hot")}] = {{a, 800}, {b, 200}};
+    e.tick(101, {hot_key("hot", Severity::high)}, {10000}, clients);
+    REQUIRE(e.rules().size() == 1);
+    CHECK(client_text(e.rules()[0].spec) == "10.0.0.7");
+    REQUIRE(sink.rules.size() == 1);
+    CHECK(std::memcmp(sink.rules.begin()->first.addr, a.data(), 16) == 0);
+    CHECK(sink.kinds == KS_RK_KEY_CLIENT);
+    // no client dominates another hot key: everyone's requests
+    clients[{0, fnv1a("warm")}] = {{a, 500}, {b, 500}};
+    clients[{0, fnv1a("warm")}][0].second = 499;
+    e.tick(102, {hot_key("hot", Severity::high), hot_key("warm", Severity::high)}, {10000}, clients);
+    REQUIRE(e.rules().size() == 2);
+    CHECK(client_text(e.rules()[1].spec).empty());
+}

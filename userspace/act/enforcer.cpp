@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "util/error.hpp"
@@ -23,15 +24,21 @@ const char* act_mode_name(ActMode m) {
 
 const char* match_name(RuleMatch m) {
     switch (m) {
-        case RuleMatch::key: return "key";
-        case RuleMatch::prefix: return "prefix";
-        case RuleMatch::client: return "client";
-        case RuleMatch::connections: return "connections";
+        case RuleMatch::key:
+            return "key";
+        case RuleMatch::prefix:
+            return "prefix";
+        case RuleMatch::client:
+            return "client";
+        case RuleMatch::connections:
+            return "connections";
     }
     return "?";
 }
 
-const char* action_name(RuleAction a) { return a == RuleAction::throttle ? "throttle" : "shed"; }
+const char* action_name(RuleAction a) {
+    return a == RuleAction::throttle ? "throttle" : "shed";
+}
 
 std::uint64_t fnv1a(std::string_view bytes) {
     std::uint64_t h = 0xcbf29ce484222325ull;
@@ -137,7 +144,9 @@ ks_rule_key Enforcer::bpf_key(const RuleSpec& s) const {
             std::memcpy(k.addr, s.client.data(), 16);
             k.port = htons(s.client_port);
             break;
-        case RuleMatch::connections: k.match = KS_MATCH_CONN; break;
+        case RuleMatch::connections:
+            k.match = KS_MATCH_CONN;
+            break;
     }
     return k;
 }
@@ -163,17 +172,28 @@ void Enforcer::install(const Rule& r) {
     sink_.put_rule(bpf_key(r.spec), b);
 }
 
-void Enforcer::uninstall(const Rule& r) { sink_.delete_rule(bpf_key(r.spec)); }
+void Enforcer::uninstall(const Rule& r) {
+    sink_.delete_rule(bpf_key(r.spec));
+}
 
 void Enforcer::sync_kinds() {
     std::uint32_t kinds = 0;
     for (const auto& r : rules_) {
-        bool one_client = std::any_of(r.spec.client.begin(), r.spec.client.end(), [](auto b) { return b != 0; });
+        bool one_client =
+            std::any_of(r.spec.client.begin(), r.spec.client.end(), [](auto b) { return b != 0; });
         switch (r.spec.match) {
-            case RuleMatch::key: kinds |= one_client ? KS_RK_KEY_CLIENT : KS_RK_KEY; break;
-            case RuleMatch::prefix: kinds |= one_client ? KS_RK_PREFIX_CLIENT : KS_RK_PREFIX; break;
-            case RuleMatch::client: kinds |= KS_RK_CLIENT; break;
-            case RuleMatch::connections: kinds |= KS_RK_CONN; break;
+            case RuleMatch::key:
+                kinds |= one_client ? KS_RK_KEY_CLIENT : KS_RK_KEY;
+                break;
+            case RuleMatch::prefix:
+                kinds |= one_client ? KS_RK_PREFIX_CLIENT : KS_RK_PREFIX;
+                break;
+            case RuleMatch::client:
+                kinds |= KS_RK_CLIENT;
+                break;
+            case RuleMatch::connections:
+                kinds |= KS_RK_CONN;
+                break;
         }
     }
     // the allowlist only matters while some rule could match
@@ -182,7 +202,8 @@ void Enforcer::sync_kinds() {
 }
 
 void Enforcer::emit(const std::string& event, const Rule& r, const std::string& why) {
-    events_.push_back({event, r, why, r.spec.target < targets_.size() ? targets_[r.spec.target].server() : "?"});
+    events_.push_back(
+        {event, r, why, r.spec.target < targets_.size() ? targets_[r.spec.target].server() : "?"});
 }
 
 std::vector<MitigationEvent> Enforcer::take_events() {
@@ -200,8 +221,8 @@ const Rule& Enforcer::add(RuleSpec spec, const std::string& origin, const std::s
                           double now) {
     if (spec.target >= targets_.size()) throw Error("rule: no such server");
     if (targets_[spec.target].proto != "redis")
-        throw Error("rule: enforcement is for Redis servers only (" + targets_[spec.target].server() + " is " +
-                    targets_[spec.target].proto + ")");
+        throw Error("rule: enforcement is for Redis servers only (" + targets_[spec.target].server() +
+                    " is " + targets_[spec.target].proto + ")");
     if (suspended(spec.target, now))
         throw Error("rule: enforcement on " + targets_[spec.target].server() +
                     " is suspended by the circuit breaker");
@@ -212,18 +233,20 @@ const Rule& Enforcer::add(RuleSpec spec, const std::string& origin, const std::s
             break;
         case RuleMatch::prefix:
             if (spec.text.empty() || spec.text.back() != cfg_.delimiter || spec.text.size() > KS_KEY_MAX)
-                throw Error("rule: a prefix must end with '" + std::string(1, cfg_.delimiter) + "' and be at most " +
-                            std::to_string(KS_KEY_MAX) + " bytes (e.g. user:)");
+                throw Error("rule: a prefix must end with '" + std::string(1, cfg_.delimiter) +
+                            "' and be at most " + std::to_string(KS_KEY_MAX) + " bytes (e.g. user:)");
             break;
         case RuleMatch::client:
             if (!one_client) throw Error("rule: a client rule needs the client's address");
             break;
-        case RuleMatch::connections: break;
+        case RuleMatch::connections:
+            break;
     }
     if ((spec.match == RuleMatch::key || spec.match == RuleMatch::prefix) && spec.client_port)
         throw Error("rule: a key or prefix rule can name a client address, not its port");
     if (spec.action == RuleAction::throttle) {
-        if (!(spec.rate > 0 && spec.rate <= 1e7)) throw Error("rule: the rate must be in (0, 10000000] per second");
+        if (!(spec.rate > 0 && spec.rate <= 1e7))
+            throw Error("rule: the rate must be in (0, 10000000] per second");
         if (spec.burst == 0) spec.burst = std::max(1.0, std::floor(spec.rate * cfg_.burst_s));
         if (spec.burst < 1) throw Error("rule: the burst must be at least 1");
     } else if (!(spec.shed > 0 && spec.shed <= 1)) {
@@ -236,7 +259,8 @@ const Rule& Enforcer::add(RuleSpec spec, const std::string& origin, const std::s
         if (std::memcmp(&k, &rk, sizeof k) == 0)
             throw Error("rule: rule " + std::to_string(r.id) + " already matches the same requests");
     }
-    if (free_slots_.empty()) throw Error("rule: the rule table is full (" + std::to_string(KS_MAX_RULES) + ")");
+    if (free_slots_.empty())
+        throw Error("rule: the rule table is full (" + std::to_string(KS_MAX_RULES) + ")");
     Rule r;
     r.id = next_id_++;
     r.spec = std::move(spec);
@@ -270,18 +294,21 @@ bool Enforcer::remove(std::uint32_t id, double now, const std::string& why) {
 
 bool Enforcer::allowed(const HotspotEvent& h) const {
     if (h.entity == EntityKind::key) {
-        if (std::find(cfg_.allow_keys.begin(), cfg_.allow_keys.end(), h.name) != cfg_.allow_keys.end()) return true;
+        if (std::find(cfg_.allow_keys.begin(), cfg_.allow_keys.end(), h.name) != cfg_.allow_keys.end())
+            return true;
         for (const auto& p : cfg_.allow_prefixes)
             if (h.name.compare(0, p.size(), p) == 0) return true;
     } else {
         for (const auto& p : cfg_.allow_prefixes)
-            if (h.name.compare(0, p.size(), p) == 0 || p.compare(0, h.name.size() - 1, h.name, 0, h.name.size() - 1) == 0)
+            if (h.name.compare(0, p.size(), p) == 0 ||
+                p.compare(0, h.name.size() - 1, h.name, 0, h.name.size() - 1) == 0)
                 return true;
     }
     return false;
 }
 
-void Enforcer::follow_hotspots(double now, const std::vector<HotspotEvent>& active) {
+void Enforcer::follow_hotspots(double now, const std::vector<HotspotEvent>& active,
+                               const KeyClients& clients) {
     std::vector<bool> still(rules_.size(), false);
     if (cfg_.mode != ActMode::off) {
         for (const auto& h : active) {
@@ -292,15 +319,32 @@ void Enforcer::follow_hotspots(double now, const std::vector<HotspotEvent>& acti
             if (suspended(h.target, now) || allowed(h)) continue;
             RuleSpec s;
             s.target = h.target;
+            std::string driver;
             if (h.entity == EntityKind::key) {
                 s.match = RuleMatch::key;
                 s.text = h.name;
                 s.key_hash = h.hash;
+                // the narrowest rule: the one client driving the key, when one dominates
+                auto c = clients.find({h.target, h.hash});
+                if (c != clients.end() && !c->second.empty()) {
+                    std::uint64_t all = 0;
+                    for (const auto& [addr, n] : c->second) all += n;
+                    const auto& [addr, n] = c->second.front();
+                    bool known = std::any_of(addr.begin(), addr.end(), [](auto b) { return b != 0; });
+                    if (known && static_cast<double>(n) >= cfg_.client_share * static_cast<double>(all)) {
+                        s.client = addr;
+                        char share[64];
+                        std::snprintf(share, sizeof share, "%.0f%%",
+                                      100.0 * static_cast<double>(n) / static_cast<double>(all));
+                        driver = "; client " + client_text(s) + " sends " + share;
+                    }
+                }
             } else {
                 // "user:*" -> the bytes "user:"; other globs cannot be matched in the kernel
                 if (h.name.size() < 2 || h.name.back() != '*') continue;
                 s.text = h.name.substr(0, h.name.size() - 1);
-                if (s.text.back() != cfg_.delimiter || s.text.find_first_of("*?[") != std::string::npos) continue;
+                if (s.text.back() != cfg_.delimiter || s.text.find_first_of("*?[") != std::string::npos)
+                    continue;
                 s.match = RuleMatch::prefix;
             }
             int sev = static_cast<int>(h.severity);
@@ -316,14 +360,36 @@ void Enforcer::follow_hotspots(double now, const std::vector<HotspotEvent>& acti
             bool found = false;
             for (std::size_t i = 0; i < rules_.size(); ++i) {
                 ks_rule_key rk = bpf_key(rules_[i].spec);
-                if (std::memcmp(&rk, &k, sizeof k) != 0) continue;
+                // an automatic rule keeps the client it was made for while its hotspot lasts
+                if (rules_[i].origin == "auto") {
+                    std::memset(rk.addr, 0, sizeof rk.addr);
+                    ks_rule_key kk = k;
+                    std::memset(kk.addr, 0, sizeof kk.addr);
+                    if (std::memcmp(&rk, &kk, sizeof kk) != 0) continue;
+                } else if (std::memcmp(&rk, &k, sizeof k) != 0) {
+                    continue;
+                }
                 found = true;
                 still[i] = true;
                 Rule& r = rules_[i];
                 if (r.origin != "auto") break;  // an operator's rule wins
                 r.hotspot_ended = 0;
+                bool everyone =
+                    std::all_of(r.spec.client.begin(), r.spec.client.end(), [](auto b) { return b == 0; });
+                if (everyone && !driver.empty()) {
+                    // the clients became known after the rule was made: narrow it to the driver
+                    uninstall(r);
+                    s.burst = std::max(1.0, std::floor(s.rate * cfg_.burst_s));
+                    r.spec = s;
+                    r.reason = h.what + " (" + severity_name(h.severity) + ")" + driver;
+                    install(r);
+                    sync_kinds();
+                    emit("updated", r, r.reason);
+                    break;
+                }
                 if (r.spec.action != s.action || r.spec.rate != s.rate || r.spec.shed != s.shed) {
                     s.burst = std::max(1.0, std::floor(s.rate * cfg_.burst_s));
+                    s.client = r.spec.client;
                     r.spec = s;
                     r.reason = h.what + " (" + severity_name(h.severity) + ")";
                     install(r);
@@ -334,7 +400,8 @@ void Enforcer::follow_hotspots(double now, const std::vector<HotspotEvent>& acti
             if (found) continue;
             try {
                 add(s, "auto",
-                    std::string(kind_name(h.kind)) + " hotspot: " + h.what + " (" + severity_name(h.severity) + ")",
+                    std::string(kind_name(h.kind)) + " hotspot: " + h.what + " (" +
+                        severity_name(h.severity) + ")" + driver,
                     0, now);
                 still.push_back(true);
             } catch (const Error& e) {
@@ -359,7 +426,7 @@ void Enforcer::follow_hotspots(double now, const std::vector<HotspotEvent>& acti
 }
 
 void Enforcer::tick(double now, const std::vector<HotspotEvent>& active,
-                    const std::vector<std::uint64_t>& requests) {
+                    const std::vector<std::uint64_t>& requests, const KeyClients& clients) {
     // counters, and rules whose operator TTL ran out
     std::vector<std::uint32_t> expired;
     std::map<std::uint32_t, std::uint64_t> dropped;  // target -> segments dropped this interval
@@ -384,7 +451,8 @@ void Enforcer::tick(double now, const std::vector<HotspotEvent>& active,
         for (const auto& r : rules_)
             if (r.spec.target == t) ids.push_back(r.id);
         char why[160];
-        std::snprintf(why, sizeof why, "dropped %llu of %llu requests (over the %.0f%% cap): suspended for %.0fs",
+        std::snprintf(why, sizeof why,
+                      "dropped %llu of %llu requests (over the %.0f%% cap): suspended for %.0fs",
                       static_cast<unsigned long long>(d), static_cast<unsigned long long>(served + d),
                       cfg_.drop_cap * 100, cfg_.suspend_s);
         for (auto id : ids) {
@@ -402,7 +470,7 @@ void Enforcer::tick(double now, const std::vector<HotspotEvent>& active,
             ++it;
         }
     }
-    follow_hotspots(now, active);
+    follow_hotspots(now, active, clients);
     for (const auto& r : rules_) install(r);  // renew: the kernel forgets a rule ttl_s after this
 }
 

@@ -32,11 +32,12 @@ struct ActConfig {
     RuleAction action = RuleAction::throttle;
     std::array<double, 4> throttle_rate{1000, 500, 200, 50};  // per second, by severity low..critical
     std::array<double, 4> shed_share{0, 0, 0.2, 0.5};         // by severity (0: throttle instead)
-    double burst_s = 0.05;    // burst = rate x this (at least 1 request)
-    double drop_cap = 0.10;   // largest share of a server's requests keyscope may drop
-    double ttl_s = 5;         // the kernel ignores a rule this long after its last renewal
-    double cooldown_s = 10;   // an automatic rule stays this long after its hotspot ended
-    double suspend_s = 60;    // the circuit breaker's pause
+    double burst_s = 0.05;                                    // burst = rate x this (at least 1 request)
+    double drop_cap = 0.10;     // largest share of a server's requests keyscope may drop
+    double ttl_s = 5;           // the kernel ignores a rule this long after its last renewal
+    double cooldown_s = 10;     // an automatic rule stays this long after its hotspot ended
+    double suspend_s = 60;      // the circuit breaker's pause
+    double client_share = 0.5;  // one client sending this share of a hot key's requests gets the rule alone
     std::vector<std::string> allow_keys, allow_prefixes, allow_clients;
     char delimiter = ':';
 };
@@ -45,8 +46,8 @@ struct ActConfig {
 struct RuleSpec {
     RuleMatch match = RuleMatch::key;
     std::uint32_t target = 0;
-    std::string text;            // key, or prefix ending with the delimiter
-    std::uint64_t key_hash = 0;  // key rules: set from text when 0
+    std::string text;                       // key, or prefix ending with the delimiter
+    std::uint64_t key_hash = 0;             // key rules: set from text when 0
     std::array<std::uint8_t, 16> client{};  // v4-mapped; all zero = every client
     std::uint16_t client_port = 0;          // host order, 0 = any
     RuleAction action = RuleAction::throttle;
@@ -54,6 +55,11 @@ struct RuleSpec {
     double shed = 0;             // share of connections, (0, 1]
     bool dry_run = false;
 };
+
+/// Requests per client address of each watched key in the last interval:
+/// (target, key hash) -> (address, requests), busiest first.
+using KeyClients = std::map<std::pair<std::uint32_t, std::uint64_t>,
+                            std::vector<std::pair<std::array<std::uint8_t, 16>, std::uint64_t>>>;
 
 struct RuleCounts {
     std::uint64_t matched = 0, dropped = 0, would_drop = 0, capped = 0;
@@ -97,7 +103,8 @@ public:
     /// Once per interval: renews rules in the kernel, reads their counters,
     /// lets the policy follow `active` hotspots, and runs the circuit breaker
     /// on `requests[target]` served this interval.
-    void tick(double now, const std::vector<HotspotEvent>& active, const std::vector<std::uint64_t>& requests);
+    void tick(double now, const std::vector<HotspotEvent>& active, const std::vector<std::uint64_t>& requests,
+              const KeyClients& clients = {});
 
     const std::vector<Rule>& rules() const { return rules_; }
     const ActConfig& config() const { return cfg_; }
@@ -111,7 +118,7 @@ private:
     void uninstall(const Rule& r);
     void sync_kinds();
     void emit(const std::string& event, const Rule& r, const std::string& why);
-    void follow_hotspots(double now, const std::vector<HotspotEvent>& active);
+    void follow_hotspots(double now, const std::vector<HotspotEvent>& active, const KeyClients& clients);
     bool allowed(const HotspotEvent& h) const;
 
     RuleSink& sink_;

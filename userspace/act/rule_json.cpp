@@ -38,7 +38,8 @@ RuleSpec rule_spec_from_json(const nlohmann::json& j, const std::vector<Target>&
         if (matches == 0) s.match = RuleMatch::client;
     }
     if (matches > 1) throw Error("rule: give one of key, prefix or connections");
-    if (matches == 0 && !j.contains("client")) throw Error("rule: say what it matches: key, prefix, client or connections");
+    if (matches == 0 && !j.contains("client"))
+        throw Error("rule: say what it matches: key, prefix, client or connections");
     if (j.contains("server")) {
         std::string server = text("server");
         bool found = false;
@@ -70,13 +71,15 @@ RuleSpec rule_spec_from_json(const nlohmann::json& j, const std::vector<Target>&
     return s;
 }
 
-MitigationSnapshot mitigation_snapshot(const Rule& r, const std::vector<Target>& targets, const KeyFormatter& fmt) {
+MitigationSnapshot mitigation_snapshot(const Rule& r, const std::vector<Target>& targets,
+                                       const KeyFormatter& fmt) {
     MitigationSnapshot m;
     m.id = r.id;
     m.server = r.spec.target < targets.size() ? targets[r.spec.target].server() : "?";
     m.match = match_name(r.spec.match);
     if (r.spec.match == RuleMatch::key)
-        m.target = fmt.format(r.spec.text, r.spec.text.size() > KS_KEY_MAX, r.spec.key_hash ? r.spec.key_hash : fnv1a(r.spec.text));
+        m.target = fmt.format(r.spec.text, r.spec.text.size() > KS_KEY_MAX,
+                              r.spec.key_hash ? r.spec.key_hash : fnv1a(r.spec.text));
     else if (r.spec.match == RuleMatch::prefix)
         m.target = fmt.format_prefix(r.spec.text + "*");
     m.client = client_text(r.spec);
@@ -99,11 +102,19 @@ MitigationSnapshot mitigation_snapshot(const Rule& r, const std::vector<Target>&
 }
 
 nlohmann::json mitigation_json(const MitigationSnapshot& m) {
-    nlohmann::json j{{"id", m.id},         {"server", m.server},   {"match", m.match},
-                     {"action", m.action}, {"mode", m.mode},       {"origin", m.origin},
-                     {"reason", m.reason}, {"matched", m.matched}, {"dropped", m.dropped},
-                     {"would_drop", m.would_drop}, {"capped", m.capped},
-                     {"interval_dropped", m.interval_dropped}, {"interval_would_drop", m.interval_would_drop},
+    nlohmann::json j{{"id", m.id},
+                     {"server", m.server},
+                     {"match", m.match},
+                     {"action", m.action},
+                     {"mode", m.mode},
+                     {"origin", m.origin},
+                     {"reason", m.reason},
+                     {"matched", m.matched},
+                     {"dropped", m.dropped},
+                     {"would_drop", m.would_drop},
+                     {"capped", m.capped},
+                     {"interval_dropped", m.interval_dropped},
+                     {"interval_would_drop", m.interval_would_drop},
                      {"created", m.created}};
     if (!m.target.empty()) j[m.match] = m.target;
     if (!m.client.empty()) j["client"] = m.client;
@@ -119,7 +130,8 @@ nlohmann::json mitigation_json(const MitigationSnapshot& m) {
 
 nlohmann::json mitigation_event_json(const MitigationEvent& e, const std::vector<Target>& targets,
                                      const KeyFormatter& fmt, double ts) {
-    nlohmann::json j{{"type", "mitigation"}, {"event", e.event}, {"ts", ts}, {"server", e.server}, {"why", e.why}};
+    nlohmann::json j{
+        {"type", "mitigation"}, {"event", e.event}, {"ts", ts}, {"server", e.server}, {"why", e.why}};
     if (e.rule.id) j["rule"] = mitigation_json(mitigation_snapshot(e.rule, targets, fmt));
     return j;
 }

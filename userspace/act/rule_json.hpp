@@ -17,7 +17,8 @@ namespace keyscope {
 RuleSpec rule_spec_from_json(const nlohmann::json& j, const std::vector<Target>& targets, double* ttl_s,
                              std::string* reason);
 
-MitigationSnapshot mitigation_snapshot(const Rule& r, const std::vector<Target>& targets, const KeyFormatter& fmt);
+MitigationSnapshot mitigation_snapshot(const Rule& r, const std::vector<Target>& targets,
+                                       const KeyFormatter& fmt);
 nlohmann::json mitigation_json(const MitigationSnapshot& m);
 /// {"type":"mitigation","event":...}: one line of the JSON stream.
 nlohmann::json mitigation_event_json(const MitigationEvent& e, const std::vector<Target>& targets,

@@ -15,14 +15,17 @@ void ThrottleCommand::add_to(CLI::App& app) {
     cmd_ = app.add_subcommand("throttle", "add, list or remove mitigation rules of a running keyscope run");
     cmd_->require_subcommand(1);
     cmd_->add_option("--connect", connect_, "the daemon's --http address")->capture_default_str();
-    add_ = cmd_->add_subcommand("add", "throttle (rate) or shed (share of connections) a key, prefix or client");
+    add_ =
+        cmd_->add_subcommand("add", "throttle (rate) or shed (share of connections) a key, prefix or client");
     add_->add_option("--key", key_, "the key (exact bytes)");
     add_->add_option("--prefix", prefix_, "a key prefix ending with the delimiter, e.g. user:");
-    add_->add_option("--client", client_, "a client ADDR[:PORT]; with --key/--prefix: only this client's requests");
+    add_->add_option("--client", client_,
+                     "a client ADDR[:PORT]; with --key/--prefix: only this client's requests");
     add_->add_flag("--connections", connections_, "the server's new connections");
     add_->add_option("--server", server_, "HOST:PORT when the daemon observes several servers");
     add_->add_option("--rate", rate_, "throttle: requests per second let through");
-    add_->add_option("--burst", burst_, "throttle: requests let through at once (default rate/20, at least 1)");
+    add_->add_option("--burst", burst_,
+                     "throttle: requests let through at once (default rate/20, at least 1)");
     add_->add_option("--shed", shed_, "shed: share of connections whose matching requests are dropped, 0-1");
     add_->add_option("--ttl", ttl_, "remove the rule after this long (default: until removed)");
     add_->add_flag("--dry-run", dry_run_, "count what would be dropped; drop nothing");
@@ -52,20 +55,20 @@ httplib::Client client_for(const std::string& address) {
 
 nlohmann::json answer(const httplib::Result& res, const std::string& address) {
     if (!res)
-        throw Error("--connect " + address + ": " + httplib::to_string(res.error()) + " (is `keyscope run --http " +
-                    address + "` running?)");
+        throw Error("--connect " + address + ": " + httplib::to_string(res.error()) +
+                    " (is `keyscope run --http " + address + "` running?)");
     auto body = nlohmann::json::parse(res->body, nullptr, false);
     if (res->status >= 300) {
         std::string why = body.is_object() && body.contains("error") ? body["error"].get<std::string>()
-                                                                      : "HTTP " + std::to_string(res->status);
+                                                                     : "HTTP " + std::to_string(res->status);
         throw Error(why);
     }
     return body;
 }
 
 void print_rule(const nlohmann::json& r) {
-    std::string what = r.contains("key")      ? "key " + r["key"].get<std::string>()
-                       : r.contains("prefix") ? "prefix " + r["prefix"].get<std::string>()
+    std::string what = r.contains("key")             ? "key " + r["key"].get<std::string>()
+                       : r.contains("prefix")        ? "prefix " + r["prefix"].get<std::string>()
                        : r["match"] == "connections" ? std::string("new connections")
                                                      : std::string("client");
     if (r.contains("client")) what += " client " + r["client"].get<std::string>();
@@ -111,8 +114,8 @@ int ThrottleCommand::run() const {
         }
         if (output_ != "text") throw Error("--output: bad value '" + output_ + "' (use text or json)", 2);
         std::printf("automatic mitigation: %s\n", j["mode"].get<std::string>().c_str());
-        std::printf("%4s  %-8s %-7s %-18s %-21s %-36s %10s %10s\n", "ID", "MODE", "ORIGIN", "ACTION", "SERVER",
-                    "MATCHES", "DROPPED", "WOULD");
+        std::printf("%4s  %-8s %-7s %-18s %-21s %-36s %10s %10s\n", "ID", "MODE", "ORIGIN", "ACTION",
+                    "SERVER", "MATCHES", "DROPPED", "WOULD");
         for (const auto& r : j["rules"]) print_rule(r);
         if (j["rules"].empty()) std::printf("  (no rules)\n");
         return 0;

@@ -249,6 +249,48 @@ void Probes::set_enforcement(std::uint32_t rule_kinds, char delimiter) {
         throw Error("switching enforcement failed: " + errno_text(errno));
 }
 
+void Probes::set_watch(const std::vector<std::pair<std::uint64_t, std::uint32_t>>& keys) {
+    if (keys == watched_) return;
+    int fd = bpf_map__fd(skel_->maps.ks_watch);
+    for (const auto& [hash, target] : watched_) {
+        ks_key_ref ref{};
+        ref.hash = hash;
+        ref.target = target;
+        bpf_map_delete_elem(fd, &ref);
+    }
+    watched_.clear();
+    for (const auto& [hash, target] : keys) {
+        if (watched_.size() >= KS_MAX_WATCH) break;
+        ks_key_ref ref{};
+        ref.hash = hash;
+        ref.target = target;
+        std::uint32_t one = 1;
+        if (bpf_map_update_elem(fd, &ref, &one, BPF_ANY) == 0) watched_.push_back({hash, target});
+    }
+    std::uint32_t zero = 0;
+    config_.watching = watched_.empty() ? 0 : 1;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ks_config), &zero, &config_, BPF_ANY))
+        throw Error("switching client counting failed: " + errno_text(errno));
+}
+
+std::vector<std::pair<ks_client_key, std::uint64_t>> Probes::drain_clients() {
+    std::vector<std::pair<ks_client_key, std::uint64_t>> out;
+    int fd = bpf_map__fd(skel_->maps.ks_key_clients);
+    ks_client_key k{}, next{};
+    std::vector<ks_client_key> keys;
+    for (int err = bpf_map_get_next_key(fd, nullptr, &next); !err;
+         err = bpf_map_get_next_key(fd, &k, &next)) {
+        keys.push_back(next);
+        k = next;
+    }
+    for (const auto& key : keys) {
+        std::uint64_t n = 0;
+        // read and delete: a request counted in between lands in the next interval
+        if (bpf_map_lookup_and_delete_elem(fd, &key, &n) == 0 && n) out.push_back({key, n});
+    }
+    return out;
+}
+
 void Probes::put_rule(const ks_rule_key& key, const ks_rule& rule) {
     if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ks_rules), &key, &rule, BPF_ANY))
         throw Error("installing a rule failed: " + errno_text(errno) +

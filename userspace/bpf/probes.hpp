@@ -60,6 +60,12 @@ public:
     void set_enforcement(std::uint32_t rule_kinds, char delimiter) override;
     std::uint64_t monotonic_ns() const override;
 
+    /// Keys (hash, target) whose requests are counted per client from now on
+    /// (at most KS_MAX_WATCH; the socket path only).
+    void set_watch(const std::vector<std::pair<std::uint64_t, std::uint32_t>>& keys);
+    /// Requests per (watched key, client) since the last call, then forgotten.
+    std::vector<std::pair<ks_client_key, std::uint64_t>> drain_clients();
+
     /// Where the programs are attached, e.g. "tc ingress lo".
     const std::vector<std::string>& attach_points() const { return points_; }
 
@@ -69,7 +75,8 @@ private:
     void attach_syscalls();
 
     keyscope_bpf* skel_ = nullptr;
-    ks_config config_{};  // gen and enforcement switches, written as one value
+    ks_config config_{};
+    std::vector<std::pair<std::uint64_t, std::uint32_t>> watched_;  // gen and enforcement switches, written as one value
     std::vector<int> links_;
     std::vector<std::string> points_;
     int stats_fd_ = -1;

@@ -47,7 +47,8 @@ void send_json(httplib::Response& res, const nlohmann::json& j) {
 
 }  // namespace
 
-HttpServer::HttpServer(const std::string& host_arg, int port, const SnapshotBoard& board, CommandQueue* commands)
+HttpServer::HttpServer(const std::string& host_arg, int port, const SnapshotBoard& board,
+                       CommandQueue* commands)
     : server_(std::make_unique<httplib::Server>()) {
     // getaddrinfo wants "::1", not the "[::1]" of a URL
     std::string host = host_arg;

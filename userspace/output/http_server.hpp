@@ -25,7 +25,8 @@ public:
     /// keyscope::Error with a one-line message naming the address and the
     /// fix when it cannot listen. `board` must outlive the server.
     /// `commands` (may be null) serves /api/rules: list, add and remove mitigation rules.
-    HttpServer(const std::string& host, int port, const SnapshotBoard& board, CommandQueue* commands = nullptr);
+    HttpServer(const std::string& host, int port, const SnapshotBoard& board,
+               CommandQueue* commands = nullptr);
     /// Stops accepting, finishes requests in flight and joins the thread.
     ~HttpServer();
 

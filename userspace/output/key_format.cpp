@@ -43,7 +43,8 @@ std::optional<std::string> unescape_key(std::string_view shown) {
         if (i + 1 < shown.size() && shown[i + 1] == '\\') {
             out += '\\';
             ++i;
-        } else if (i + 3 < shown.size() && shown[i + 1] == 'x' && std::isxdigit(static_cast<unsigned char>(shown[i + 2])) &&
+        } else if (i + 3 < shown.size() && shown[i + 1] == 'x' &&
+                   std::isxdigit(static_cast<unsigned char>(shown[i + 2])) &&
                    std::isxdigit(static_cast<unsigned char>(shown[i + 3]))) {
             out += static_cast<char>(std::stoi(std::string(shown.substr(i + 2, 2)), nullptr, 16));
             i += 3;

@@ -360,7 +360,8 @@ HealthVerdict health(const Snapshot& s, double now_unix) {
 }
 
 void mitigation_metrics(Exposition& x, const Snapshot& s) {
-    x.family("keyscope_mitigation_rules", "gauge", "Mitigation rules installed, by mode (dry-run or enforce).");
+    x.family("keyscope_mitigation_rules", "gauge",
+             "Mitigation rules installed, by mode (dry-run or enforce).");
     std::uint64_t dry = 0, enforce = 0;
     for (const auto& m : s.mitigations) (m.mode == "dry-run" ? dry : enforce)++;
     x.sample("keyscope_mitigation_rules", {{"mode", "dry-run"}}, dry);
@@ -368,18 +369,21 @@ void mitigation_metrics(Exposition& x, const Snapshot& s) {
     x.family("keyscope_mitigation_dropped_total", "counter",
              "Request segments a rule dropped (enforce) since the rule was added.");
     for (const auto& m : s.mitigations)
-        x.sample("keyscope_mitigation_dropped_total",
-                 {{"rule", std::to_string(m.id)}, {"server", m.server}, {"match", m.match}, {"action", m.action}},
-                 m.dropped);
+        x.sample(
+            "keyscope_mitigation_dropped_total",
+            {{"rule", std::to_string(m.id)}, {"server", m.server}, {"match", m.match}, {"action", m.action}},
+            m.dropped);
     x.family("keyscope_mitigation_would_drop_total", "counter",
              "Request segments a dry-run rule would have dropped since the rule was added.");
     for (const auto& m : s.mitigations)
-        x.sample("keyscope_mitigation_would_drop_total",
-                 {{"rule", std::to_string(m.id)}, {"server", m.server}, {"match", m.match}, {"action", m.action}},
-                 m.would_drop);
+        x.sample(
+            "keyscope_mitigation_would_drop_total",
+            {{"rule", std::to_string(m.id)}, {"server", m.server}, {"match", m.match}, {"action", m.action}},
+            m.would_drop);
     x.family("keyscope_mitigation_events_total", "counter",
              "Mitigation actions (added, updated, lifted, expired, removed, suspended, resumed, failed).");
-    for (const auto& [event, n] : s.mitigation_events) x.sample("keyscope_mitigation_events_total", {{"event", event}}, n);
+    for (const auto& [event, n] : s.mitigation_events)
+        x.sample("keyscope_mitigation_events_total", {{"event", event}}, n);
 }
 
 std::string render_prometheus(const Snapshot& s, double now_unix) {

@@ -25,6 +25,12 @@ struct ServerSnapshot {
 };
 
 /// One row of the top keys of the last interval (bounded by --top).
+/// One client's requests for a hot key in the last interval.
+struct ClientShare {
+    std::string client;  // address ("" when the capture path cannot tell)
+    std::uint64_t ops = 0;
+};
+
 struct KeySnapshot {
     std::string server;
     std::string proto;
@@ -33,7 +39,8 @@ struct KeySnapshot {
     std::uint64_t reads = 0, writes = 0, errors = 0, redirects = 0, bytes_in = 0, bytes_out = 0,
                   max_value_bytes = 0;
     double p50_us = 0, p99_us = 0;
-    LatencyHistogram lat{};  // for detail views
+    LatencyHistogram lat{};            // for detail views
+    std::vector<ClientShare> clients;  // hot keys only (socket path): busiest first
 };
 
 /// One key prefix or cluster slot of the last interval (the busiest ones).

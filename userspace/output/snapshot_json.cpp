@@ -11,9 +11,10 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Totals, requests, key_ops, keyle
                                                 truncated_windows, bytes_in, bytes_out, key_map_full)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ServerSnapshot, server, proto, interval, total, lat_total,
                                                 p99_us)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ClientShare, client, ops)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(KeySnapshot, server, proto, key, truncated, reads, writes,
                                                 errors, redirects, bytes_in, bytes_out, max_value_bytes,
-                                                p50_us, p99_us, lat)
+                                                p50_us, p99_us, lat, clients)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EntityRow, server, name, reads, writes, errors, bytes_out,
                                                 max_value_bytes, p99_us)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HotspotSnapshot, entity, name, server, kind, severity, rule,

@@ -115,13 +115,17 @@ int top(const TopOptions& opts) {
     CommandQueue commands;  // `t` in embedded mode: answered by the run loop
     // `t`: a rule for the selected key, through the daemon's API or our own run loop
     auto rule_for = [](const std::string& server, const std::string& key) {
-        return nlohmann::json{{"shown_key", key},   {"server", server},         {"rate", kTopThrottleRate},
-                              {"ttl_s", 600},        {"reason", "keyscope top"}};
+        return nlohmann::json{{"shown_key", key},
+                              {"server", server},
+                              {"rate", kTopThrottleRate},
+                              {"ttl_s", 600},
+                              {"reason", "keyscope top"}};
     };
     auto outcome = [](int status, const nlohmann::json& body) -> std::string {
         if (status >= 300)
-            return "not throttled: " + (body.is_object() && body.contains("error") ? body["error"].get<std::string>()
-                                                                                   : "HTTP " + std::to_string(status));
+            return "not throttled: " + (body.is_object() && body.contains("error")
+                                            ? body["error"].get<std::string>()
+                                            : "HTTP " + std::to_string(status));
         return "rule " + std::to_string(body.value("id", 0u)) + " added: see page 6";
     };
 
@@ -176,7 +180,8 @@ int top(const TopOptions& opts) {
         ui.source = "probes";
         if (opts.run.probe == ProbeKind::socket)
             ui.throttle = [&](const std::string& server, const std::string& key) {
-                auto reply = commands.call({{"op", "add"}, {"rule", rule_for(server, key)}}, std::chrono::seconds(3));
+                auto reply =
+                    commands.call({{"op", "add"}, {"rule", rule_for(server, key)}}, std::chrono::seconds(3));
                 return reply ? outcome(reply->first, reply->second) : std::string("not throttled: no answer");
             };
     }

@@ -251,7 +251,8 @@ void handle_key(int key, TopModel& m, UiState& ui, int page_rows) {
     }
     if (ui.confirming) {
         ui.confirming = false;
-        ui.message = key == 'y' || key == 'Y' ? ui.throttle(ui.confirm_server, ui.confirm_key) : "throttle cancelled";
+        ui.message =
+            key == 'y' || key == 'Y' ? ui.throttle(ui.confirm_server, ui.confirm_key) : "throttle cancelled";
         return;
     }
     if (ui.help || ui.detail) {
@@ -347,8 +348,8 @@ void handle_key(int key, TopModel& m, UiState& ui, int page_rows) {
                 ui.confirming = true;
                 ui.confirm_server = row->server;
                 ui.confirm_key = row->key;
-                ui.message = "throttle " + row->key + " on " + row->server + " to " + std::to_string(kTopThrottleRate) +
-                             "/s for 10 minutes? y/n";
+                ui.message = "throttle " + row->key + " on " + row->server + " to " +
+                             std::to_string(kTopThrottleRate) + "/s for 10 minutes? y/n";
             }
             break;
         }
@@ -535,13 +536,17 @@ void TopScreen::draw(const TopModel& m, UiState& ui, double now_unix) {
                 }
         }
     } else {
-        put_line(y++, "automatic mitigation: " + snap.act_mode + "   (t throttles the selected key; keyscope throttle add|rm)",
+        put_line(y++,
+                 "automatic mitigation: " + snap.act_mode +
+                     "   (t throttles the selected key; keyscope throttle add|rm)",
                  A_BOLD);
-        if (snap.mitigations.empty()) put_line(y++, "  no mitigation rules: keyscope drops and delays nothing.");
+        if (snap.mitigations.empty())
+            put_line(y++, "  no mitigation rules: keyscope drops and delays nothing.");
         else
-            put_line(y++, pad("ID", 5, true) + "  " + pad("MODE", 8, false) + pad("ORIGIN", 7, false) +
-                              pad("ACTION", 16, false) + pad("MATCHES", 34, false) + pad("DROPPED", 10, true) +
-                              pad("WOULD", 10, true) + "  SERVER",
+            put_line(y++,
+                     pad("ID", 5, true) + "  " + pad("MODE", 8, false) + pad("ORIGIN", 7, false) +
+                         pad("ACTION", 16, false) + pad("MATCHES", 34, false) + pad("DROPPED", 10, true) +
+                         pad("WOULD", 10, true) + "  SERVER",
                      A_BOLD);
         for (const auto& r : snap.mitigations) {
             if (y >= footer) break;
@@ -618,7 +623,26 @@ void TopScreen::draw(const TopModel& m, UiState& ui, double now_unix) {
                             std::to_string(octave[static_cast<std::size_t>(o)]));
         }
         lines.push_back("");
-        lines.push_back("top clients: not collected yet (per-client counting is part of the Act work)");
+        // counted in the kernel only while the key is hot, on the socket path
+        const std::vector<ClientShare>* clients = nullptr;
+        for (const auto& k : snap.keys)
+            if (k.server == r.server && k.key == r.key) clients = &k.clients;
+        if (!clients || clients->empty()) {
+            lines.push_back("top clients: counted while the key is hot (socket path); none yet");
+        } else {
+            std::uint64_t all = 0;
+            for (const auto& c : *clients) all += c.ops;
+            double secs = snap.interval_s > 0 ? snap.interval_s : 1;
+            lines.push_back("top clients (last interval):");
+            for (std::size_t i = 0; i < clients->size() && i < 5; ++i) {
+                const auto& c = (*clients)[i];
+                char share[32];
+                std::snprintf(share, sizeof share, "%5.1f%%",
+                              100.0 * static_cast<double>(c.ops) / static_cast<double>(all));
+                lines.push_back("  " + pad(c.client.empty() ? "(unknown)" : c.client, 40, false) +
+                                fmt_count(static_cast<double>(c.ops) / secs, 8) + " ops/s " + share);
+            }
+        }
         auto hist = m.history(r.server, r.key);
         lines.push_back("hotspot history:" + std::string(hist.empty() ? " none" : ""));
         for (const auto& h : hist) lines.push_back("  " + h);
