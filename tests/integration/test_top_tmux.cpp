@@ -124,6 +124,16 @@ TEST_CASE("keyscope top in tmux: hot key first, sort, filter, quit leaves the sh
     REQUIRE(rows.size() == 1);
     CHECK(rows[0].rfind("hot:top", 0) == 0);
 
+    // Enter: the detail panel names the client driving the hot key (counted while it is hot)
+    t.keys("Enter");
+    s = t.wait_for(
+        [](const std::string& scr) { return scr.find("top clients (last interval)") != std::string::npos; });
+    INFO(s);
+    CHECK(s.find("top clients (last interval)") != std::string::npos);
+    CHECK(s.find("127.0.0.1") != std::string::npos);
+    CHECK(s.find("100.0%") != std::string::npos);
+    t.keys("Space");  // any key closes the panel
+
     // t throttles the selected key after a y, and page 6 lists the rule
     t.keys("t");
     s = t.wait_for([](const std::string& scr) { return scr.find("y/n") != std::string::npos; });
