@@ -245,10 +245,11 @@ const Rule& Enforcer::add(RuleSpec spec, const std::string& origin, const std::s
     if ((spec.match == RuleMatch::key || spec.match == RuleMatch::prefix) && spec.client_port)
         throw Error("rule: a key or prefix rule can name a client address, not its port");
     if (spec.action == RuleAction::throttle) {
-        if (!(spec.rate > 0 && spec.rate <= 1e7))
-            throw Error("rule: the rate must be in (0, 10000000] per second");
+        // bounds keep the GCRA arithmetic (interval x burst, in ns) inside 64 bits
+        if (!(spec.rate >= 0.01 && spec.rate <= 1e7))
+            throw Error("rule: the rate must be in [0.01, 10000000] per second");
         if (spec.burst == 0) spec.burst = std::max(1.0, std::floor(spec.rate * cfg_.burst_s));
-        if (spec.burst < 1) throw Error("rule: the burst must be at least 1");
+        if (!(spec.burst >= 1 && spec.burst <= 1e7)) throw Error("rule: the burst must be in [1, 10000000]");
     } else if (!(spec.shed > 0 && spec.shed <= 1)) {
         throw Error("rule: the shed share must be in (0, 1]");
     }
