@@ -84,13 +84,10 @@ __noinline int ks_rule_verdict(struct ks_rule_key *rk, struct ks_judge_args *a)
 		drop = ks_shed_pick(r, a->pick, a->now);
 	if (!drop)
 		return 0;
-	if (r->flags & KS_RULEF_DRY_RUN) {
-		if (st)
-			__sync_fetch_and_add(&st->would_drop, 1);
-		a->dry = 1;
-		return 0;
-	}
-	a->dropper = *rk; /* counted once the segment's fate is known */
+	/* counted once the segment's fate is known; a dry-run drop stops the
+	 * judging too, so dry run charges the buckets as enforcing would */
+	a->dropper = *rk;
+	a->dry = (r->flags & KS_RULEF_DRY_RUN) != 0;
 	return 1;
 }
 
@@ -253,6 +250,8 @@ static __always_inline int ks_judge_segment(struct ks_walk *w, struct ks_config 
 	a->delimiter = cfg->delimiter;
 	a->pick = f->conn_pick;
 	a->cport = cport;
+	if (w->now < f->dry_stall_until)
+		return KS_PASS; /* a dry-run drop's modelled stall */
 	if (cfg->rule_kinds & KS_RK_ALLOW) {
 		struct ks_rule_key ak = {.match = KS_MATCH_CLIENT, .target = f->target};
 
@@ -267,8 +266,6 @@ static __always_inline int ks_judge_segment(struct ks_walk *w, struct ks_config 
 		w->cnt->enforce_skipped++;
 		return KS_PASS;
 	}
-	if (a->dry)
-		w->cnt->enforce_would_drop++;
 	if (j.verdict != KS_DROP) {
 		f->drops_in_row = 0;
 		return KS_PASS;
@@ -286,6 +283,15 @@ static __always_inline int ks_judge_segment(struct ks_walk *w, struct ks_config 
 		return KS_PASS;
 	}
 	f->drops_in_row++;
+	if (a->dry) {
+		/* what dropping would have done: no request of this connection
+		 * arrives until the retransmission, so none is judged till then */
+		f->dry_stall_until = w->now + (KS_DRY_RTO_NS << (f->drops_in_row - 1));
+		w->cnt->enforce_would_drop++;
+		if (st)
+			__sync_fetch_and_add(&st->would_drop, 1);
+		return KS_PASS;
+	}
 	w->cnt->enforce_dropped++;
 	if (st)
 		__sync_fetch_and_add(&st->dropped, 1);
@@ -300,13 +306,16 @@ static __always_inline int ks_judge_syn(struct ks_walk *w, __u32 target)
 	struct ks_rule_stats *st;
 	struct ks_rule *r;
 
-	if (!ks_rule_verdict(&rk, &a)) {
-		if (a.dry)
-			w->cnt->enforce_would_drop++;
+	if (!ks_rule_verdict(&rk, &a))
 		return KS_PASS;
-	}
 	r = bpf_map_lookup_elem(&ks_rules, &rk);
 	st = r ? ks_rule_stats_of(r) : NULL;
+	if (a.dry) {
+		w->cnt->enforce_would_drop++;
+		if (st)
+			__sync_fetch_and_add(&st->would_drop, 1);
+		return KS_PASS;
+	}
 	if (st)
 		__sync_fetch_and_add(&st->dropped, 1);
 	w->cnt->enforce_dropped++;

@@ -138,6 +138,9 @@ struct ks_counters {
 /* Segments dropped in a row on one connection before one is let through:
  * bounds the stall of any request (see README "Throttling"). */
 #define KS_MAX_DROPS_IN_ROW 2
+/* Dry run models the stall a real drop causes: the client's TCP retransmits
+ * after its RTO, at least 200 ms (TCP_RTO_MIN), doubled for each drop in a row. */
+#define KS_DRY_RTO_NS 200000000ull
 /* Shedding picks connections in rotation: a new pick every 2^30 ns (~1.07 s). */
 #define KS_SHED_EPOCH_SHIFT 30
 

@@ -51,6 +51,7 @@ struct ks_flow {
 	__u32 proto; /* enum ks_proto of the target */
 	__u32 drops_in_row; /* enforcement: request segments dropped in a row */
 	__u32 conn_pick;    /* enforcement: this connection's place in the shedding rotation */
+	__u64 dry_stall_until; /* dry run: until when a real drop would still be stalling this connection */
 	__u8 caddr[16];	    /* socket path: the client's address (zero on the syscall path) */
 	struct ks_pending pending[KS_PENDING];
 };
@@ -77,7 +78,7 @@ struct ks_judge_args {
 	__u32 delimiter;
 	__u32 pick; /* the connection's place in the shedding rotation */
 	__u16 cport;
-	__u8 dry;   /* a dry-run rule would have dropped */
+	__u8 dry;   /* the dropper is a dry-run rule */
 	__u8 _pad;
 	struct ks_rule_key dropper; /* the rule that asked for the drop */
 };

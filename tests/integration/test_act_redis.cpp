@@ -256,3 +256,86 @@ TEST_CASE("--act enforce throttles the one client driving a hot key, not its oth
     CHECK(first_client == "127.0.0.2");
     CHECK(reader >= 540);  // 100/s paced: the other reader of the hot key is not throttled
 }
+
+namespace {
+
+// `conns` application-like clients reading `key`, each at its own steady
+// `rate` per second (one request at a time; a slot missed while waiting is
+// skipped, not caught up). Served requests over all of them.
+class AppClients {
+public:
+    AppClients(int port, const std::string& key, int conns, double rate) {
+        const std::string req = "*2\r\n$3\r\nGET\r\n$" + std::to_string(key.size()) + "\r\n" + key + "\r\n";
+        for (int c = 0; c < conns; ++c)
+            threads_.emplace_back([this, port, req, rate, c, conns] {
+                RespClient client(port);
+                auto start = std::chrono::steady_clock::now() +
+                             std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                 std::chrono::duration<double>(c / (rate * conns)));  // spread the phases
+                auto slot = [&](std::uint64_t i) {
+                    return start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                       std::chrono::duration<double>(static_cast<double>(i) / rate));
+                };
+                std::uint64_t i = 0;
+                while (!stop_) {
+                    std::this_thread::sleep_until(slot(i));
+                    client.roundtrip(req, 1);
+                    ++served_;
+                    auto now = std::chrono::steady_clock::now();
+                    while (slot(++i) < now) {
+                    }
+                }
+            });
+    }
+    ~AppClients() {
+        stop_ = true;
+        for (auto& t : threads_) t.join();
+    }
+
+private:
+    std::atomic<bool> stop_{false};
+    std::atomic<std::uint64_t> served_{0};
+    std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
+TEST_CASE("shedding 50% of a hot key's connections halves its served rate", "[act]") {
+    RedisServer redis;
+    const std::string http = "127.0.0.1:" + std::to_string(free_port());
+    Daemon d({"--target", "redis://127.0.0.1:" + std::to_string(redis.port()), "--interval", "1s",
+              "--no-detect", "--top", "5", "--drop-cap", "1", "--http", http});
+    AppClients app(redis.port(), "hot", 30, 1000.0 / 30);  // 1000 GET/s offered
+    d.lines_for(std::chrono::seconds(1));
+    Served before = served(d.lines_for(std::chrono::seconds(4)), "hot");
+    REQUIRE(keyscope_cli("throttle add --connect " + http + " --key hot --shed 0.5") == 0);
+    d.lines_for(std::chrono::seconds(2));  // the first stalls settle
+    Served shed = served(d.lines_for(std::chrono::seconds(8)), "hot");
+    INFO("hot served " << before.reads_per_s << "/s, " << shed.reads_per_s << "/s shedding half; dropped "
+                       << shed.dropped);
+    CHECK(before.reads_per_s >= 950);
+    CHECK(shed.reads_per_s >= 0.45 * before.reads_per_s);
+    CHECK(shed.reads_per_s <= 0.55 * before.reads_per_s);
+}
+
+TEST_CASE("dry-run reports close to what enforcing then drops", "[act]") {
+    RedisServer redis;
+    const std::string http = "127.0.0.1:" + std::to_string(free_port());
+    Daemon d({"--target", "redis://127.0.0.1:" + std::to_string(redis.port()), "--interval", "1s",
+              "--no-detect", "--top", "5", "--drop-cap", "1", "--http", http});
+    HotLoad hot(redis.port(), 50);
+    REQUIRE(keyscope_cli("throttle add --connect " + http + " --key hot --rate 500 --dry-run") == 0);
+    d.lines_for(std::chrono::seconds(2));
+    Served dry = served(d.lines_for(std::chrono::seconds(5)), "hot");
+    REQUIRE(keyscope_cli("throttle rm --connect " + http + " 1") == 0);
+    REQUIRE(keyscope_cli("throttle add --connect " + http + " --key hot --rate 500") == 0);
+    d.lines_for(std::chrono::seconds(2));
+    Served enforced = served(d.lines_for(std::chrono::seconds(5)), "hot");
+    INFO("dry run: would drop " << dry.would_drop << ", served " << dry.reads_per_s << "/s; enforce: dropped "
+                                << enforced.dropped << ", served " << enforced.reads_per_s << "/s");
+    CHECK(dry.dropped == 0);
+    CHECK(enforced.would_drop == 0);
+    CHECK(enforced.dropped > 0);
+    CHECK(static_cast<double>(dry.would_drop) >= 0.75 * static_cast<double>(enforced.dropped));
+    CHECK(static_cast<double>(dry.would_drop) <= 1.33 * static_cast<double>(enforced.dropped));
+}

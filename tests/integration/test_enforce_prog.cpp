@@ -301,7 +301,8 @@ TEST_CASE("enforce: a client shed-all rule drops key requests, never keyless one
     CHECK(st.dropped == 1);
 }
 
-TEST_CASE("enforce: a dry-run rule drops nothing and counts what it would", "[enforce][bpf]") {
+TEST_CASE("enforce: a dry-run rule drops nothing and models the stalls dropping would cause",
+          "[enforce][bpf]") {
     Prog p;
     auto& probes = p.probes();
     const std::uint32_t slot = 5;
@@ -309,12 +310,30 @@ TEST_CASE("enforce: a dry-run rule drops nothing and counts what it would", "[en
     probes.set_enforcement(KS_RK_KEY, ':');
 
     Flow f(p);
+    // admitted, then one that would be dropped; the next two would not have
+    // arrived yet under enforcement (the connection waits for its retransmission)
     for (int i = 0; i < 4; ++i) CHECK(f.send(get("hot")) == kUnspec);
     auto st = probes.rule_stats(slot);
-    CHECK(st.matched == 4);
+    CHECK(st.matched == 2);
     CHECK(st.dropped == 0);
-    CHECK(st.would_drop == 3);
-    CHECK(st.capped == 0);
+    CHECK(st.would_drop == 1);
+    // after the modelled retransmission timeout: judged again, a second drop in a row ...
+    std::this_thread::sleep_for(std::chrono::nanoseconds(KS_DRY_RTO_NS + 20'000'000));
+    CHECK(f.send(get("hot")) == kUnspec);
+    st = probes.rule_stats(slot);
+    CHECK(st.matched == 3);
+    CHECK(st.would_drop == 2);
+    // ... with a doubled timeout, after which the capped one goes through
+    std::this_thread::sleep_for(std::chrono::nanoseconds(KS_DRY_RTO_NS + 20'000'000));
+    CHECK(f.send(get("hot")) == kUnspec);
+    CHECK(probes.rule_stats(slot).matched == 3);  // still inside the doubled timeout
+    std::this_thread::sleep_for(std::chrono::nanoseconds(KS_DRY_RTO_NS));
+    CHECK(f.send(get("hot")) == kUnspec);
+    st = probes.rule_stats(slot);
+    CHECK(st.matched == 4);
+    CHECK(st.would_drop == 2);
+    CHECK(st.capped == 1);
+    CHECK(st.dropped == 0);
 }
 
 TEST_CASE("enforce: an expired rule is ignored", "[enforce][bpf]") {

@@ -81,7 +81,7 @@ TEST_CASE("enforcer: a throttle rule reaches the kernel with its GCRA numbers an
     Enforcer e(sink, ActConfig{}, targets);
     CHECK(sink.kinds == 0);  // no rule: the programs skip enforcement entirely
     const Rule& r = e.add(key_rule("hot", 500), "manual", "test", 0, 100.0);
-    CHECK(r.spec.burst == 25);  // rate x 0.05 s
+    CHECK(r.spec.burst == 100);  // rate x 0.2 s
     const ks_rule_key k = sink.rules.begin()->first;
     CHECK(k.match == KS_MATCH_KEY);
     CHECK(k.hash == fnv1a("hot"));
@@ -89,7 +89,7 @@ TEST_CASE("enforcer: a throttle rule reaches the kernel with its GCRA numbers an
     const ks_rule& b = only_rule(sink);
     CHECK(b.action == KS_ACT_THROTTLE);
     CHECK(b.interval_ns == 2'000'000);
-    CHECK(b.tolerance_ns == 24 * 2'000'000ull);
+    CHECK(b.tolerance_ns == 99 * 2'000'000ull);
     CHECK(b.expires_ns == sink.mono + 5'000'000'000ull);
     CHECK(b.flags == 0);
     CHECK(sink.kinds == KS_RK_KEY);
@@ -244,6 +244,58 @@ TEST_CASE("enforcer: the circuit breaker suspends a server's rules and resumes",
     std::vector<std::string> seen;
     for (const auto& ev : e.take_events()) seen.push_back(ev.event);
     CHECK(seen == std::vector<std::string>{"added", "suspended", "resumed"});
+}
+
+TEST_CASE("enforcer: the circuit breaker trips when the rest of the traffic falls instead of recovering",
+          "[enforcer]") {
+    FakeSink sink;
+    auto targets = one_redis();
+    ActConfig cfg;
+    cfg.fall_share = 0.5;
+    cfg.fall_intervals = 3;
+    Enforcer e(sink, cfg, targets);
+    const Rule& r = e.add(key_rule("hot", 100), "manual", "", 0, 100);
+    std::uint32_t slot = r.slot;
+    std::uint64_t matched = 0;
+    // one interval: `served` requests, 100 of them the rule's admitted hot key
+    auto interval = [&](double now, std::uint64_t served) {
+        matched += 100;
+        sink.stats[slot].matched = matched;
+        e.tick(now, {}, {served});
+    };
+    interval(101, 10000);  // the first tick only learns the time
+    interval(102, 10100);  // 10000/s not matched: the best so far
+    interval(103, 4000);   // 3900/s, under half of it: one ...
+    interval(104, 4000);   // ... two ...
+    interval(105, 9000);   // recovered: the count starts again
+    interval(106, 4000);
+    interval(107, 4000);
+    REQUIRE(e.rules().size() == 1);
+    interval(108, 5099);  // 4999/s: a third low interval in a row
+    CHECK(e.rules().empty());
+    CHECK(sink.rules.empty());
+    CHECK(e.suspended(0, 108));
+    auto events = e.take_events();
+    REQUIRE(events.size() == 2);
+    CHECK(events[1].event == "suspended");
+    CHECK_THAT(events[1].why, Contains("fell from 10000/s to 4999/s for 3 intervals"));
+}
+
+TEST_CASE("enforcer: dry-run rules and quiet servers do not trip the fall breaker", "[enforcer]") {
+    FakeSink sink;
+    auto targets = one_redis();
+    Enforcer e(sink, ActConfig{}, targets);
+    RuleSpec dry = key_rule("hot", 100);
+    dry.dry_run = true;
+    e.add(dry, "manual", "", 0, 100);
+    for (int i = 1; i <= 5; ++i) e.tick(100 + i, {}, {i == 1 ? 10000u : 10u});
+    CHECK(e.rules().size() == 1);
+    FakeSink quiet_sink;
+    Enforcer quiet(quiet_sink, ActConfig{}, targets);
+    quiet.add(key_rule("warm", 100), "manual", "", 0, 100);
+    for (int i = 1; i <= 5; ++i)
+        quiet.tick(100 + i, {}, {i == 2 ? 40u : 1u});  // best 40/s: under the 50/s floor
+    CHECK(quiet.rules().size() == 1);
 }
 
 TEST_CASE("enforcer: an operator's TTL ends the rule; removal frees it", "[enforcer]") {

@@ -40,6 +40,14 @@ const char* action_name(RuleAction a) {
     return a == RuleAction::throttle ? "throttle" : "shed";
 }
 
+namespace {
+
+double requests_of(const std::vector<std::uint64_t>& requests, std::uint32_t target) {
+    return target < requests.size() ? static_cast<double>(requests[target]) : 0;
+}
+
+}  // namespace
+
 std::uint64_t fnv1a(std::string_view bytes) {
     std::uint64_t h = 0xcbf29ce484222325ull;
     for (unsigned char c : bytes) h = (h ^ c) * 0x100000001b3ull;
@@ -426,6 +434,51 @@ void Enforcer::follow_hotspots(double now, const std::vector<HotspotEvent>& acti
         if (e.event == "removed" && e.why == "hotspot ended") e.event = "lifted";
 }
 
+void Enforcer::suspend(std::uint32_t target, double now, const std::string& why) {
+    suspended_until_[target] = now + cfg_.suspend_s;
+    fall_.erase(target);
+    std::vector<std::uint32_t> ids;
+    for (const auto& r : rules_)
+        if (r.spec.target == target) ids.push_back(r.id);
+    for (auto id : ids) {
+        remove(id, now, why);
+        events_.back().event = "suspended";
+    }
+}
+
+void Enforcer::watch_other_traffic(double now, const std::vector<std::uint64_t>& requests) {
+    // requests served that no enforcing rule matched, per server, this interval
+    std::map<std::uint32_t, double> other;
+    for (const auto& r : rules_) {
+        if (r.spec.dry_run) continue;
+        double served = requests_of(requests, r.spec.target);
+        auto [it, fresh] = other.try_emplace(r.spec.target, served);
+        (void)fresh;
+        // matched = admitted + dropped; the admitted ones are this rule's traffic
+        it->second -=
+            static_cast<double>(r.interval.matched - std::min(r.interval.matched, r.interval.dropped));
+    }
+    for (auto it = fall_.begin(); it != fall_.end();)
+        it = other.count(it->first) ? std::next(it) : fall_.erase(it);  // enforcement over: forget
+    double dt = now - last_tick_;
+    if (last_tick_ == 0 || dt <= 0) return;
+    for (const auto& [t, n] : other) {
+        double rate = std::max(0.0, n) / dt;
+        FallWatch& w = fall_[t];
+        w.best = std::max(w.best, rate);
+        bool low = w.best >= cfg_.fall_min_rate && rate < (1 - cfg_.fall_share) * w.best;
+        w.low = low ? w.low + 1 : 0;
+        if (w.low < cfg_.fall_intervals) continue;
+        char why[200];
+        std::snprintf(
+            why, sizeof why,
+            "the requests no rule matched fell from %.0f/s to %.0f/s for %d intervals: suspended for "
+            "%.0fs",
+            w.best, rate, w.low, cfg_.suspend_s);
+        suspend(t, now, why);
+    }
+}
+
 void Enforcer::tick(double now, const std::vector<HotspotEvent>& active,
                     const std::vector<std::uint64_t>& requests, const KeyClients& clients) {
     // counters, and rules whose operator TTL ran out
@@ -443,24 +496,20 @@ void Enforcer::tick(double now, const std::vector<HotspotEvent>& active,
         remove(id, now, "its TTL ran out");
         events_.back().event = "expired";
     }
-    // the circuit breaker: too large a share of a server's requests dropped
+    // the circuit breaker: too large a share of a server's requests dropped ...
     for (const auto& [t, d] : dropped) {
         std::uint64_t served = t < requests.size() ? requests[t] : 0;
         if (d == 0 || static_cast<double>(d) <= cfg_.drop_cap * static_cast<double>(served + d)) continue;
-        suspended_until_[t] = now + cfg_.suspend_s;
-        std::vector<std::uint32_t> ids;
-        for (const auto& r : rules_)
-            if (r.spec.target == t) ids.push_back(r.id);
         char why[160];
         std::snprintf(why, sizeof why,
                       "dropped %llu of %llu requests (over the %.0f%% cap): suspended for %.0fs",
                       static_cast<unsigned long long>(d), static_cast<unsigned long long>(served + d),
                       cfg_.drop_cap * 100, cfg_.suspend_s);
-        for (auto id : ids) {
-            remove(id, now, why);
-            events_.back().event = "suspended";
-        }
+        suspend(t, now, why);
     }
+    // ... or the rest of its traffic falling instead of recovering
+    watch_other_traffic(now, requests);
+    last_tick_ = now;
     for (auto it = suspended_until_.begin(); it != suspended_until_.end();) {
         if (now >= it->second) {
             MitigationEvent ev{"resumed", {}, "circuit breaker pause over", targets_[it->first].server()};

@@ -32,11 +32,20 @@ struct ActConfig {
     RuleAction action = RuleAction::throttle;
     std::array<double, 4> throttle_rate{1000, 500, 200, 50};  // per second, by severity low..critical
     std::array<double, 4> shed_share{0, 0, 0.2, 0.5};         // by severity (0: throttle instead)
-    double burst_s = 0.05;                                    // burst = rate x this (at least 1 request)
-    double drop_cap = 0.10;     // largest share of a server's requests keyscope may drop
-    double ttl_s = 5;           // the kernel ignores a rule this long after its last renewal
-    double cooldown_s = 10;     // an automatic rule stays this long after its hotspot ended
-    double suspend_s = 60;      // the circuit breaker's pause
+    // burst = rate x this (at least 1 request): tokens saved over one minimum
+    // RTO, so a moment when every hammering connection waits for its
+    // retransmission does not waste the rate
+    double burst_s = 0.2;
+    double drop_cap = 0.10;  // largest share of a server's requests keyscope may drop
+    double ttl_s = 5;        // the kernel ignores a rule this long after its last renewal
+    double cooldown_s = 10;  // an automatic rule stays this long after its hotspot ended
+    double suspend_s = 60;   // the circuit breaker's pause
+    // the circuit breaker also trips when the requests no rule matched fall
+    // below (1 - fall_share) of their best rate since enforcement began, for
+    // fall_intervals intervals in a row (ignored under min_rate requests/s)
+    double fall_share = 0.5;
+    int fall_intervals = 3;
+    double fall_min_rate = 50;
     double client_share = 0.5;  // one client sending this share of a hot key's requests gets the rule alone
     std::vector<std::string> allow_keys, allow_prefixes, allow_clients;
     char delimiter = ':';
@@ -120,6 +129,13 @@ private:
     void emit(const std::string& event, const Rule& r, const std::string& why);
     void follow_hotspots(double now, const std::vector<HotspotEvent>& active, const KeyClients& clients);
     bool allowed(const HotspotEvent& h) const;
+    void suspend(std::uint32_t target, double now, const std::string& why);
+    void watch_other_traffic(double now, const std::vector<std::uint64_t>& requests);
+
+    struct FallWatch {
+        double best = 0;  // requests/s no rule matched, best since enforcement began
+        int low = 0;      // intervals in a row under the floor
+    };
 
     RuleSink& sink_;
     ActConfig cfg_;
@@ -129,6 +145,8 @@ private:
     std::vector<std::uint32_t> free_slots_;
     std::uint32_t next_id_ = 1;
     std::map<std::uint32_t, double> suspended_until_;  // target -> unix time
+    std::map<std::uint32_t, FallWatch> fall_;          // targets with enforcing rules
+    double last_tick_ = 0;
 };
 
 }  // namespace keyscope
