@@ -6,8 +6,10 @@
  * judged "drop" is dropped whole and leaves the connection's state untouched:
  * its retransmission is judged afresh, and a segment that was let through is
  * never judged (or charged) again, because its bytes are then behind the
- * connection's TCP sequence. Anything the parser does not fully understand
- * passes.
+ * connection's TCP sequence. Throttle charges of a dropped segment are
+ * refunded; a segment let through after KS_MAX_DROPS_IN_ROW drops is judged
+ * once more to charge every request it carries. Anything the parser does not
+ * fully understand passes.
  */
 #ifndef KS_ENFORCE_BPF_H
 #define KS_ENFORCE_BPF_H
@@ -23,10 +25,10 @@ enum ks_verdict {
 struct ks_judge {
 	struct ks_walk w; /* w.scr->judge is the parser copy */
 	struct __sk_buff *skb;
-	__u32 off, end;
+	__u32 start, off, end;
 	__u8 verdict;
 	__u8 invalid; /* the parser gave up: pass */
-	__u8 _pad[6];
+	__u8 _pad[2];
 	struct ks_judge_args *a; /* in the per-CPU scratch: the stack is too small */
 };
 
@@ -37,15 +39,16 @@ static __always_inline struct ks_rule_stats *ks_rule_stats_of(struct ks_rule *r)
 	return bpf_map_lookup_elem(&ks_rule_stats, &slot);
 }
 
-/* GCRA: one compare-and-swap on the rule's theoretical arrival time. */
-static __always_inline int ks_gcra_admit(struct ks_rule *r, __u64 now)
+/* GCRA: one compare-and-swap on the rule's theoretical arrival time.
+ * `force` charges even over the rate (a capped segment let through). */
+static __always_inline int ks_gcra_admit(struct ks_rule *r, __u64 now, int force)
 {
 	for (int i = 0; i < 4; i++) {
 		__u64 tat = r->tat;
 		__u64 base = tat > now ? tat : now;
 		__u64 next = base + r->interval_ns;
 
-		if (next - now > r->tolerance_ns + r->interval_ns)
+		if (!force && next - now > r->tolerance_ns + r->interval_ns)
 			return 0; /* over the rate and the burst */
 		if (__sync_val_compare_and_swap(&r->tat, tat, next) == tat)
 			return 1;
@@ -63,31 +66,49 @@ static __always_inline int ks_shed_pick(struct ks_rule *r, __u32 pick, __u64 now
 	return place < r->shed_share;
 }
 
-/* The rule under `rk`, if any, applied: 1 when it asks for a drop. */
+/* The rule under `rk`, if any, applied: 1 when an enforcing rule asks for a
+ * drop. A dry-run rule that would drop is noted and judging goes on, so it
+ * never hides an enforcing rule. */
 __noinline int ks_rule_verdict(struct ks_rule_key *rk, struct ks_judge_args *a)
 {
 	struct ks_rule_stats *st;
 	struct ks_rule *r;
-	int drop;
+	int dry, drop;
 
 	if (!rk || !a)
 		return 0;
 	r = bpf_map_lookup_elem(&ks_rules, rk);
 	if (!r || a->now > r->expires_ns)
 		return 0; /* no rule, or the daemon stopped renewing it */
+	dry = (r->flags & KS_RULEF_DRY_RUN) != 0;
+	if (dry && (a->no_dry || a->force))
+		return 0;
 	st = ks_rule_stats_of(r);
-	if (st)
+	if (st && !a->force)
 		__sync_fetch_and_add(&st->matched, 1);
-	if (r->action == KS_ACT_THROTTLE)
-		drop = !ks_gcra_admit(r, a->now);
-	else
-		drop = ks_shed_pick(r, a->pick, a->now);
+	if (r->action == KS_ACT_THROTTLE) {
+		drop = !ks_gcra_admit(r, a->now, a->force);
+		if (!drop && !a->force) {
+			__u8 n = a->n_charged;
+
+			if (n < KS_MAX_REFUNDS) {
+				a->charged[n & (KS_MAX_REFUNDS - 1)] = *rk;
+				a->n_charged = n + 1;
+			}
+		}
+	} else {
+		drop = !a->force && ks_shed_pick(r, a->pick, a->now);
+	}
 	if (!drop)
 		return 0;
-	/* counted once the segment's fate is known; a dry-run drop stops the
-	 * judging too, so dry run charges the buckets as enforcing would */
-	a->dropper = *rk;
-	a->dry = (r->flags & KS_RULEF_DRY_RUN) != 0;
+	if (dry) {
+		if (!a->dry) {
+			a->dry = 1;
+			a->dry_rule = *rk;
+		}
+		return 0;
+	}
+	a->dropper = *rk; /* counted once the segment's fate is known */
 	return 1;
 }
 
@@ -192,6 +213,13 @@ static long ks_judge_step_cb(__u64 i, void *ctx)
 		rq->first_key = spec ? spec->first_key : 0;
 		rq->last_key = spec ? spec->last_key : 0;
 		rq->step = spec ? spec->step : 0;
+		if (j->a->rule_kinds & KS_RK_ALLOW_CMD) {
+			struct ks_rule_key ak = {.hash = rq->hash, .match = KS_MATCH_CMD, .target = j->a->target};
+
+			/* the judging copy only: its keys are then never judged */
+			if (bpf_map_lookup_elem(&ks_allow, &ak))
+				rq->cls = KS_CMD_KEYLESS;
+		}
 	}
 	/* keyless and unknown commands are never touched */
 	if ((ev & KS_EV_KEY) && (rq->cls == KS_CMD_READ || rq->cls == KS_CMD_WRITE) && ks_judge_key(rq, j->a)) {
@@ -224,6 +252,44 @@ static long ks_judge_window_cb(__u64 i, void *ctx)
 	return 0;
 }
 
+/* Gives back what a segment that is not going through was charged. */
+static __always_inline void ks_refund(struct ks_judge_args *a)
+{
+	for (__u32 i = 0; i < KS_MAX_REFUNDS; i++) {
+		struct ks_rule *r;
+
+		if (i >= a->n_charged)
+			break;
+		r = bpf_map_lookup_elem(&ks_rules, &a->charged[i]);
+		if (r)
+			__sync_fetch_and_sub(&r->tat, r->interval_ns);
+	}
+	a->n_charged = 0;
+}
+
+/* One judging pass over the segment (two when the capped pass follows). */
+static long ks_judge_pass_cb(__u64 pass, void *ctx)
+{
+	struct ks_judge *j = ctx;
+	struct ks_judge_args *a = j->a;
+	struct ks_flow *f = j->w.flow;
+
+	if (!f)
+		return 1;
+	j->w.scr->judge = f->req;
+	ks_req_new_chunk(&j->w.scr->judge);
+	j->off = j->start;
+	j->verdict = KS_PASS;
+	bpf_loop(KS_MAX_WINDOWS, ks_judge_window_cb, j, 0);
+	if (pass > 0 || j->invalid || j->verdict != KS_DROP || f->drops_in_row < KS_MAX_DROPS_IN_ROW)
+		return 1;
+	/* bounded stall: this segment goes through, and the buckets pay for
+	 * every request in it, so the rules' rates still hold overall */
+	ks_refund(a);
+	a->force = 1;
+	return 0;
+}
+
 /*
  * Judges the request segment [off, end) of a connection whose parser is in
  * step with the stream. Drops only with a rule in enforce mode; a connection
@@ -233,7 +299,7 @@ static __always_inline int ks_judge_segment(struct ks_walk *w, struct ks_config 
 					    __u32 off, __u32 end, __u8 *caddr, __u16 cport)
 {
 	struct ks_flow *f = w->flow;
-	struct ks_judge j = {.w = *w, .skb = skb, .off = off, .end = end, .a = &w->scr->judge_args};
+	struct ks_judge j = {.w = *w, .skb = skb, .start = off, .end = end, .a = &w->scr->judge_args};
 	struct ks_judge_args *a = &w->scr->judge_args;
 	struct ks_rule_stats *st;
 	struct ks_rule *r;
@@ -250,8 +316,7 @@ static __always_inline int ks_judge_segment(struct ks_walk *w, struct ks_config 
 	a->delimiter = cfg->delimiter;
 	a->pick = f->conn_pick;
 	a->cport = cport;
-	if (w->now < f->dry_stall_until)
-		return KS_PASS; /* a dry-run drop's modelled stall */
+	a->no_dry = w->now < f->dry_stall_until;
 	if (cfg->rule_kinds & KS_RK_ALLOW) {
 		struct ks_rule_key ak = {.match = KS_MATCH_CLIENT, .target = f->target};
 
@@ -259,58 +324,87 @@ static __always_inline int ks_judge_segment(struct ks_walk *w, struct ks_config 
 		if (bpf_map_lookup_elem(&ks_allow, &ak))
 			return KS_PASS;
 	}
-	w->scr->judge = f->req;
-	ks_req_new_chunk(&w->scr->judge);
-	bpf_loop(KS_MAX_WINDOWS, ks_judge_window_cb, &j, 0);
+	bpf_loop(2, ks_judge_pass_cb, &j, 0);
 	if (j.invalid) {
+		ks_refund(a);
 		w->cnt->enforce_skipped++;
 		return KS_PASS;
 	}
-	if (j.verdict != KS_DROP) {
+	if (a->force) {
+		/* the capped pass let it through */
+		r = bpf_map_lookup_elem(&ks_rules, &a->dropper);
+		st = r ? ks_rule_stats_of(r) : NULL;
+		if (st)
+			__sync_fetch_and_add(&st->capped, 1);
 		f->drops_in_row = 0;
+		f->flags &= ~KS_FLOWF_HOLE;
 		return KS_PASS;
 	}
-	r = bpf_map_lookup_elem(&ks_rules, &a->dropper);
+	if (j.verdict == KS_DROP) {
+		ks_refund(a);
+		f->drops_in_row++;
+		f->flags |= KS_FLOWF_HOLE;
+		w->cnt->enforce_dropped++;
+		r = bpf_map_lookup_elem(&ks_rules, &a->dropper);
+		st = r ? ks_rule_stats_of(r) : NULL;
+		if (st)
+			__sync_fetch_and_add(&st->dropped, 1);
+		return KS_DROP;
+	}
+	f->drops_in_row = 0;
+	f->flags &= ~KS_FLOWF_HOLE;
+	if (!a->dry) {
+		if (!a->no_dry)
+			f->dry_drops_in_row = 0;
+		return KS_PASS;
+	}
+	/* a dry-run rule would have dropped: model what dropping does */
+	r = bpf_map_lookup_elem(&ks_rules, &a->dry_rule);
 	st = r ? ks_rule_stats_of(r) : NULL;
-	if (f->drops_in_row >= KS_MAX_DROPS_IN_ROW) {
-		/* bounded stall: this one goes through, on credit: the bucket
-		 * pays for it, so the rule's rate still holds overall */
-		f->drops_in_row = 0;
+	if (f->dry_drops_in_row >= KS_MAX_DROPS_IN_ROW) {
+		f->dry_drops_in_row = 0;
 		if (r && r->action == KS_ACT_THROTTLE)
 			__sync_fetch_and_add(&r->tat, r->interval_ns);
 		if (st)
 			__sync_fetch_and_add(&st->capped, 1);
 		return KS_PASS;
 	}
-	f->drops_in_row++;
-	if (a->dry) {
-		/* what dropping would have done: no request of this connection
-		 * arrives until the retransmission, so none is judged till then */
-		f->dry_stall_until = w->now + (KS_DRY_RTO_NS << (f->drops_in_row - 1));
-		w->cnt->enforce_would_drop++;
-		if (st)
-			__sync_fetch_and_add(&st->would_drop, 1);
-		return KS_PASS;
-	}
-	w->cnt->enforce_dropped++;
+	f->dry_drops_in_row++;
+	/* no request of this connection would arrive until the retransmission,
+	 * so dry-run rules judge none till then */
+	f->dry_stall_until = w->now + (KS_DRY_RTO_NS << (f->dry_drops_in_row - 1));
+	w->cnt->enforce_would_drop++;
 	if (st)
-		__sync_fetch_and_add(&st->dropped, 1);
-	return KS_DROP;
+		__sync_fetch_and_add(&st->would_drop, 1);
+	return KS_PASS;
 }
 
 /* A SYN to a target with a new-connection rule. */
-static __always_inline int ks_judge_syn(struct ks_walk *w, __u32 target)
+static __always_inline int ks_judge_syn(struct ks_walk *w, struct ks_config *cfg, __u32 target, __u8 *caddr)
 {
 	struct ks_rule_key rk = {.match = KS_MATCH_CONN, .target = target};
-	struct ks_judge_args a = {.now = w->now, .target = target, .pick = bpf_get_prandom_u32()};
+	struct ks_judge_args *a = &w->scr->judge_args;
 	struct ks_rule_stats *st;
 	struct ks_rule *r;
+	int drop;
 
-	if (!ks_rule_verdict(&rk, &a))
+	if (cfg->rule_kinds & KS_RK_ALLOW) {
+		struct ks_rule_key ak = {.match = KS_MATCH_CLIENT, .target = target};
+
+		__builtin_memcpy(ak.addr, caddr, 16);
+		if (bpf_map_lookup_elem(&ks_allow, &ak))
+			return KS_PASS;
+	}
+	__builtin_memset(a, 0, sizeof(*a));
+	a->now = w->now;
+	a->target = target;
+	a->pick = bpf_get_prandom_u32();
+	drop = ks_rule_verdict(&rk, a);
+	if (!drop && !a->dry)
 		return KS_PASS;
 	r = bpf_map_lookup_elem(&ks_rules, &rk);
 	st = r ? ks_rule_stats_of(r) : NULL;
-	if (a.dry) {
+	if (!drop) {
 		w->cnt->enforce_would_drop++;
 		if (st)
 			__sync_fetch_and_add(&st->would_drop, 1);

@@ -149,6 +149,7 @@ enum ks_rule_match {
 	KS_MATCH_PREFIX = 2, /* hash = FNV-1a of the prefix bytes, delimiter included */
 	KS_MATCH_CLIENT = 3, /* addr (+ port, or 0 for any) = the client */
 	KS_MATCH_CONN = 4,   /* new connections (SYNs) to the target */
+	KS_MATCH_CMD = 5,    /* ks_allow only: hash = the command's ks_cmds key */
 };
 
 enum ks_rule_action {
@@ -195,7 +196,9 @@ struct ks_rule_stats {
 #define KS_RK_PREFIX_CLIENT 8
 #define KS_RK_CLIENT 16
 #define KS_RK_CONN 32
-#define KS_RK_ALLOW 64 /* the allowlist is not empty */
+#define KS_RK_ALLOW 64	    /* the allowlist is not empty */
+#define KS_RK_ALLOW_CMD 128 /* it holds commands */
+#define KS_RK_RULES 63	    /* any rule at all */
 
 /* Global configuration written by the daemon (array map ks_config[0]). */
 struct ks_config {

@@ -25,6 +25,7 @@ struct ks_pending {
 #define KS_FLOWF_REP_SEQ 2 /* next_seq_rep is known */
 #define KS_FLOWF_FIN_REQ 4
 #define KS_FLOWF_FIN_REP 8
+#define KS_FLOWF_HOLE 16 /* enforcement dropped the next expected request segment */
 
 /* Per-connection parser state (both capture paths). */
 struct ks_flow {
@@ -51,6 +52,8 @@ struct ks_flow {
 	__u32 proto; /* enum ks_proto of the target */
 	__u32 drops_in_row; /* enforcement: request segments dropped in a row */
 	__u32 conn_pick;    /* enforcement: this connection's place in the shedding rotation */
+	__u32 dry_drops_in_row; /* dry run: segments that would have been dropped in a row */
+	__u32 _pad2;
 	__u64 dry_stall_until; /* dry run: until when a real drop would still be stalling this connection */
 	__u8 caddr[16];	    /* socket path: the client's address (zero on the syscall path) */
 	struct ks_pending pending[KS_PENDING];
@@ -70,6 +73,9 @@ struct ks_flow_key {
  * functions (verified once, not once per call site), and those take pointers
  * to plain memory.
  */
+/* Throttle charges of one segment remembered for a refund if it is dropped. */
+#define KS_MAX_REFUNDS 8
+
 struct ks_judge_args {
 	__u64 now;
 	__u8 caddr[16]; /* the client's address */
@@ -78,9 +84,14 @@ struct ks_judge_args {
 	__u32 delimiter;
 	__u32 pick; /* the connection's place in the shedding rotation */
 	__u16 cport;
-	__u8 dry;   /* the dropper is a dry-run rule */
-	__u8 _pad;
-	struct ks_rule_key dropper; /* the rule that asked for the drop */
+	__u8 dry;    /* a dry-run rule would have dropped (dry_rule) */
+	__u8 no_dry; /* dry run's modelled stall: dry-run rules do not see this segment */
+	__u8 force;  /* the capped pass: charge every match, drop nothing */
+	__u8 n_charged;
+	__u8 _pad[6];
+	struct ks_rule_key dropper;  /* the enforcing rule that asked for the drop */
+	struct ks_rule_key dry_rule; /* the first dry-run rule that would have dropped */
+	struct ks_rule_key charged[KS_MAX_REFUNDS]; /* throttles charged by this segment */
 };
 
 /* Per-CPU scratch space: a window of payload and a key-stats template. */

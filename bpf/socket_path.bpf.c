@@ -130,7 +130,7 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 			return KS_PASS;
 		if (th->syn && !th->ack && dir == KS_DIR_REQ && (cfg->rule_kinds & KS_RK_CONN)) {
 			ks_walk_init(&ck.w, NULL, scr, cnt, gen);
-			if (ks_judge_syn(&ck.w, tv->id) == KS_DROP)
+			if (ks_judge_syn(&ck.w, cfg, tv->id, fk.caddr) == KS_DROP)
 				return KS_DROP; /* the client retries its SYN */
 		}
 		tmpl = bpf_map_lookup_elem(&ks_zero_flow, &zero);
@@ -186,6 +186,12 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 		diff = (__s32)(seq - f->next_seq_rep);
 	}
 	ck.off = payload_off;
+	if (diff > 0 && dir == KS_DIR_REQ && (f->flags & KS_FLOWF_HOLE) && (cfg->rule_kinds & KS_RK_RULES)) {
+		/* data behind a dropped segment: it waits for the retransmission,
+		 * which must be judged in order, not skipped as a gap */
+		cnt->enforce_dropped++;
+		return KS_DROP;
+	}
 	if (diff > 0) {
 		/* bytes we never saw: resynchronise at a message start */
 		cnt->seq_gaps++;
@@ -200,7 +206,7 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 	}
 	ks_walk_init(&ck.w, f, scr, cnt, gen);
 	ck.w.watching = cfg->watching;
-	if (dir == KS_DIR_REQ && diff == 0 && (cfg->rule_kinds & ~KS_RK_ALLOW)) {
+	if (dir == KS_DIR_REQ && diff == 0 && (cfg->rule_kinds & KS_RK_RULES)) {
 		/* before anything is counted or the sequence advances: a dropped
 		 * segment comes back as new bytes and is judged again */
 		if (ks_judge_segment(&ck.w, cfg, skb, payload_off, payload_off + payload_len, fk.caddr, fk.cport) ==

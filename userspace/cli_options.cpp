@@ -1,5 +1,7 @@
 #include "cli_options.hpp"
 
+#include "proto/redis_commands.hpp"
+
 #include "util/duration.hpp"
 #include "util/error.hpp"
 
@@ -67,21 +69,28 @@ void ObserveFlags::add_to(CLI::App* cmd, const std::string& interval) {
                     "SEVERITY=RATE per second, e.g. medium=500 (defaults low 1000, medium 500, high 200, "
                     "critical 50)")
         ->group(a);
-    cmd->add_option("--shed-share", shed_shares_, "SEVERITY=SHARE, e.g. critical=0.5 (defaults high 0.2, critical 0.5)")
+    cmd->add_option("--shed-share", shed_shares_,
+                    "SEVERITY=SHARE, e.g. critical=0.5 (defaults high 0.2, critical 0.5)")
         ->group(a);
     cmd->add_option("--allow-key", opts.act.allow_keys, "a key no rule may touch (repeatable)")->group(a);
     cmd->add_option("--allow-prefix", opts.act.allow_prefixes, "a key prefix no automatic rule may touch")
         ->group(a);
     cmd->add_option("--allow-client", opts.act.allow_clients, "a client address no rule may touch")->group(a);
+    cmd->add_option("--allow-command", opts.act.allow_commands,
+                    "a command whose keys no rule may touch, e.g. DEL (keyless ones never are)")
+        ->group(a);
     cmd->add_option("--drop-cap", opts.act.drop_cap,
                     "largest share of a server's requests keyscope may drop before it suspends its rules")
         ->capture_default_str()
         ->check(CLI::Range(0.0, 1.0))
         ->group(a);
-    cmd->add_option("--rule-ttl", rule_ttl_, "the kernel ignores a rule this long after keyscope last renewed it")
-        ->capture_default_str()
+    cmd->add_option(
+           "--rule-ttl", rule_ttl_,
+           "the kernel ignores a rule this long after keyscope last renewed it (default 5s, at least "
+           "twice --interval)")
         ->group(a);
-    cmd->add_option("--act-cooldown", act_cooldown_, "an automatic rule stays this long after its hotspot ends")
+    cmd->add_option("--act-cooldown", act_cooldown_,
+                    "an automatic rule stays this long after its hotspot ends")
         ->capture_default_str()
         ->group(a);
     cmd->allow_config_extras(CLI::config_extras_mode::error);
@@ -115,8 +124,8 @@ RunOptions ObserveFlags::resolve() const {
     if (act_action_ != "throttle" && act_action_ != "shed")
         throw Error("--act-action: bad value '" + act_action_ + "' (expected throttle or shed)", 2);
     ac.action = act_action_ == "shed" ? RuleAction::shed : RuleAction::throttle;
-    auto severity_pairs = [](const std::vector<std::string>& items, const char* flag, std::array<double, 4>& out,
-                             double lo, double hi) {
+    auto severity_pairs = [](const std::vector<std::string>& items, const char* flag,
+                             std::array<double, 4>& out, double lo, double hi, const char* range) {
         const char* names[] = {"low", "medium", "high", "critical"};
         for (const auto& item : items) {
             auto eq = item.find('=');
@@ -125,21 +134,34 @@ RunOptions ObserveFlags::resolve() const {
                 if (eq != std::string::npos && item.compare(0, eq, names[i]) == 0) sev = i;
             char* end = nullptr;
             double v = eq == std::string::npos ? 0 : std::strtod(item.c_str() + eq + 1, &end);
-            if (sev < 0 || !end || *end || !(v > lo && v <= hi))
-                throw Error(std::string(flag) + ": bad value '" + item + "' (expected SEVERITY=VALUE, SEVERITY one of "
-                                                "low, medium, high, critical)",
-                            2);
+            if (sev < 0 || !end || *end || !(v >= lo && v <= hi && v > 0))
+                throw Error(
+                    std::string(flag) + ": bad value '" + item +
+                        "' (expected SEVERITY=VALUE, SEVERITY one of low, medium, high, critical, VALUE in " +
+                        range + ")",
+                    2);
             out[static_cast<std::size_t>(sev)] = v;
         }
     };
-    severity_pairs(throttle_rates_, "--throttle-rate", ac.throttle_rate, 0, 1e7);
-    severity_pairs(shed_shares_, "--shed-share", ac.shed_share, 0, 1);
-    ac.ttl_s = seconds(rule_ttl_, "--rule-ttl");
+    severity_pairs(throttle_rates_, "--throttle-rate", ac.throttle_rate, 0.01, 1e7, "[0.01, 10000000]");
+    severity_pairs(shed_shares_, "--shed-share", ac.shed_share, 0, 1, "(0, 1]");
+    // rules are renewed once per interval: a shorter life would let them lapse
+    const double interval_s = std::chrono::duration<double>(o.interval).count();
+    ac.ttl_s = rule_ttl_.empty() ? std::max(5.0, 2 * interval_s) : seconds(rule_ttl_, "--rule-ttl");
+    if (ac.ttl_s < 2 * interval_s)
+        throw Error("--rule-ttl: " + rule_ttl_ + " is under twice --interval (" + interval_ +
+                        "): rules renewed once per interval would lapse between renewals",
+                    2);
     ac.cooldown_s = seconds(act_cooldown_, "--act-cooldown");
     ac.delimiter = dc.prefixes.delimiter;
+    for (const auto& c : ac.allow_commands)
+        if (!proto::find_command(proto::command_hash(c)))
+            throw Error("--allow-command: unknown Redis command '" + c + "'", 2);
     for (const auto& c : ac.allow_clients) {
         RuleSpec probe_spec;
         parse_client(c, probe_spec, "--allow-client");  // a bad address fails here, before anything is loaded
+        if (probe_spec.client_port)
+            throw Error("--allow-client: '" + c + "': allowlist an address, not a port", 2);
     }
     return o;
 }

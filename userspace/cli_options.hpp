@@ -26,7 +26,7 @@ private:
     std::string window_ = "60s", history_ = "10m", min_history_ = "30s", quiet_ = "10s", delimiter_ = ":";
     std::vector<std::string> params_, overrides_;
     unsigned prefix_depth_ = 1;
-    std::string act_ = "off", act_action_ = "throttle", rule_ttl_ = "5s", act_cooldown_ = "10s";
+    std::string act_ = "off", act_action_ = "throttle", rule_ttl_, act_cooldown_ = "10s";
     std::vector<std::string> throttle_rates_, shed_shares_;
 };
 

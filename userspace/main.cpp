@@ -7,10 +7,10 @@
 #include <cstdio>
 #include <iostream>
 
+#include "act/throttle_command.hpp"
 #include "cli_options.hpp"
 #include "detect/detect_config.hpp"
 #include "run.hpp"
-#include "act/throttle_command.hpp"
 #include "top/top_command.hpp"
 #include "util/error.hpp"
 

@@ -359,6 +359,10 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
                                    : std::nullopt;
                     if (!raw)
                         throw Error("keys are redacted here: name the key with keyscope throttle add --key");
+                    if (raw->size() > KS_KEY_MAX)  // longer keys are shown cut, ending "..."
+                        throw Error(
+                            "a truncated key cannot be named by what was shown: use keyscope throttle add "
+                            "--key");
                     body.erase("shown_key");
                     body["key"] = *raw;
                 }

@@ -3,6 +3,8 @@
 // keyscope gives the traffic back.
 #include <catch2/catch.hpp>
 
+#include <httplib.h>
+
 #include <algorithm>
 #include <thread>
 
@@ -338,4 +340,38 @@ TEST_CASE("dry-run reports close to what enforcing then drops", "[act]") {
     CHECK(enforced.dropped > 0);
     CHECK(static_cast<double>(dry.would_drop) >= 0.75 * static_cast<double>(enforced.dropped));
     CHECK(static_cast<double>(dry.would_drop) <= 1.33 * static_cast<double>(enforced.dropped));
+}
+
+TEST_CASE("the rules API refuses what it cannot honour, in one line, and keeps going", "[act]") {
+    RedisServer redis;
+    const int port = free_port();
+    Daemon d({"--target", "redis://127.0.0.1:" + std::to_string(redis.port()), "--interval", "1s",
+              "--no-detect", "--http", "127.0.0.1:" + std::to_string(port)});
+    httplib::Client api("127.0.0.1", port);
+    auto post = [&](const json& body) { return api.Post("/api/rules", body.dump(), "application/json"); };
+    auto added = post({{"key", "hot"}, {"rate", 100}});
+    REQUIRE(added);
+    CHECK(added->status == 201);
+    // an id past 32 bits is no rule, not rule 1 after truncation
+    for (const char* id : {"4294967297", "99999999999999999999"}) {
+        auto res = api.Delete((std::string("/api/rules/") + id).c_str());
+        REQUIRE(res);
+        CHECK(res->status == 404);
+    }
+    auto bad_conn = post({{"connections", true}, {"client", "10.0.0.5"}, {"rate", 1}});
+    REQUIRE(bad_conn);
+    CHECK(bad_conn->status == 400);
+    CHECK(bad_conn->body.find("new-connection rule applies to every client") != std::string::npos);
+    auto cut = post({{"shown_key", std::string(64, 'k') + "..."}, {"rate", 5}});
+    REQUIRE(cut);
+    CHECK(cut->status == 400);
+    CHECK(cut->body.find("truncated key") != std::string::npos);
+    auto list = api.Get("/api/rules");
+    REQUIRE(list);
+    auto rules = json::parse(list->body)["rules"];
+    REQUIRE(rules.size() == 1);
+    CHECK(rules[0]["key"] == "hot");
+    auto gone = api.Delete("/api/rules/1");
+    REQUIRE(gone);
+    CHECK(gone->status == 200);
 }

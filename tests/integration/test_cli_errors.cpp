@@ -83,6 +83,11 @@ TEST_CASE("bad input gives one line and a non-zero exit", "[cli]") {
         {"run --act-action slow " + target, "--act-action: bad value 'slow'"},
         {"run --throttle-rate extreme=5 " + target, "--throttle-rate: bad value 'extreme=5'"},
         {"run --allow-client 10.0.0.300 " + target, "--allow-client: bad address '10.0.0.300'"},
+        {"run --allow-client 10.0.0.3:80 " + target,
+         "--allow-client: '10.0.0.3:80': allowlist an address, not a port"},
+        {"run --throttle-rate critical=0.001 " + target, "--throttle-rate: bad value 'critical=0.001'"},
+        {"run --allow-command FROB " + target, "--allow-command: unknown Redis command 'FROB'"},
+        {"run --rule-ttl 3s --interval 2s " + target, "--rule-ttl: 3s is under twice --interval (2s)"},
         {"throttle add --connect 127.0.0.1:1 --key k --rate 5", "--connect 127.0.0.1:1"},
         {"frobnicate", "frobnicate"},
     };

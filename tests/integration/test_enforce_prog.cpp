@@ -22,6 +22,7 @@
 #include "bpf/probes.hpp"
 #include "harness.hpp"
 #include "keyscope_abi.h"
+#include "proto/redis_commands.hpp"
 
 using namespace keyscope;
 using namespace keyscope::test;
@@ -186,6 +187,10 @@ public:
         int rc = prog_.run(segment(cport_, prog_.port(), seq_, kPsh | kAck, payload));
         if (rc != kShot) seq_ += static_cast<std::uint32_t>(payload.size());
         return rc;
+    }
+    // A segment `ahead` bytes past the next expected one (the sequence stays).
+    int send_ahead(std::uint32_t ahead, std::string_view payload) {
+        return prog_.run(segment(cport_, prog_.port(), seq_ + ahead, kPsh | kAck, payload));
     }
     std::uint16_t cport() const { return cport_; }
     std::uint32_t seq() const { return seq_; }
@@ -443,4 +448,129 @@ TEST_CASE("enforce: malformed packets pass untouched", "[enforce][bpf]") {
     // the same rules do drop a well-formed request on a fresh connection
     Flow g(p);
     CHECK(g.send(get("hot")) == kShot);
+}
+
+TEST_CASE("enforce: a dropped segment's throttle charges are refunded", "[enforce][bpf]") {
+    Prog p;
+    auto& probes = p.probes();
+    const std::uint32_t slot = 9;
+    probes.put_rule(key_rule("hot"), p.throttle(1, 3, slot));
+    probes.set_enforcement(KS_RK_KEY, ':');
+
+    Flow f(p);
+    const std::string four = get("hot") + get("hot") + get("hot") + get("hot");
+    CHECK(f.send(four) == kShot);  // three fit the burst, the fourth does not: all dropped
+    auto st = probes.rule_stats(slot);
+    CHECK(st.matched == 4);
+    CHECK(st.dropped == 1);
+    // nothing was served, so the whole burst is still there for others
+    Flow g(p);
+    for (int i = 0; i < 3; ++i) CHECK(g.send(get("hot")) == kUnspec);
+    CHECK(g.send(get("hot")) == kShot);
+}
+
+TEST_CASE("enforce: a capped segment pays for every request it carries", "[enforce][bpf]") {
+    Prog p;
+    auto& probes = p.probes();
+    const std::uint32_t slot = 10;
+    probes.put_rule(key_rule("hot"), p.throttle(1, 1, slot));
+    probes.set_enforcement(KS_RK_KEY, ':');
+
+    Flow f(p);
+    const std::string three = get("hot") + get("hot") + get("hot");
+    CHECK(f.send(three) == kShot);
+    CHECK(f.send(three) == kShot);
+    std::uint64_t before = probes.monotonic_ns();
+    CHECK(f.send(three) == kUnspec);  // the third in a row goes through ...
+    auto st = probes.rule_stats(slot);
+    CHECK(st.matched == 6);  // each time the first fits (refunded after) and the second is refused;
+                             // the capped pass adds none
+    CHECK(st.dropped == 2);
+    CHECK(st.capped == 1);
+    ks_rule r{};
+    REQUIRE(probes.read_rule(key_rule("hot"), &r));
+    CHECK(r.tat >= before + 3'000'000'000ull);  // ... charged 3 requests at 1/s
+    CHECK(r.tat < before + 3'500'000'000ull);
+}
+
+TEST_CASE("enforce: data behind a dropped segment waits for its retransmission", "[enforce][bpf]") {
+    Prog p;
+    auto& probes = p.probes();
+    const std::uint32_t slot = 11;
+    probes.put_rule(key_rule("hot"), p.throttle(1, 1, slot));
+    probes.set_enforcement(KS_RK_KEY, ':');
+
+    Flow f(p);
+    CHECK(f.send(get("hot")) == kUnspec);
+    CHECK(f.send(get("hot")) == kShot);
+    // the client had pipelined more behind it: not a gap to skip, dropped too
+    const auto behind = static_cast<std::uint32_t>(get("hot").size());
+    CHECK(f.send_ahead(behind, get("cold")) == kShot);
+    CHECK(f.send_ahead(behind, get("hot")) == kShot);
+    // the retransmission is judged in order: dropped again, then capped through
+    CHECK(f.send(get("hot")) == kShot);
+    CHECK(f.send(get("hot")) == kUnspec);
+    CHECK(f.send(get("cold")) == kUnspec);  // then what followed it
+    auto st = probes.rule_stats(slot);
+    CHECK(st.matched == 4);
+    CHECK(st.dropped == 2);
+    CHECK(st.capped == 1);
+}
+
+TEST_CASE("enforce: a dry-run rule never hides an enforcing one", "[enforce][bpf]") {
+    Prog p;
+    auto& probes = p.probes();
+    const std::uint32_t dry_slot = 12, slot = 13;
+    ks_rule_key mine = key_rule("hot");
+    mine.addr[10] = mine.addr[11] = 0xff;
+    mine.addr[12] = 127;
+    mine.addr[15] = 1;
+    probes.put_rule(mine, p.shed(65536, dry_slot, KS_RULEF_DRY_RUN));  // checked first: the client's own
+    probes.put_rule(key_rule("hot"), p.shed(65536, slot));
+    probes.set_enforcement(KS_RK_KEY | KS_RK_KEY_CLIENT, ':');
+
+    Flow f(p);
+    CHECK(f.send(get("hot")) == kShot);
+    CHECK(probes.rule_stats(dry_slot).matched == 1);
+    CHECK(probes.rule_stats(dry_slot).would_drop == 0);  // the segment was really dropped
+    CHECK(probes.rule_stats(slot).dropped == 1);
+}
+
+TEST_CASE("enforce: an allowlisted client's SYN passes a new-connection rule", "[enforce][bpf]") {
+    Prog p;
+    auto& probes = p.probes();
+    const std::uint32_t slot = 14;
+    ks_rule_key conn{};
+    conn.match = KS_MATCH_CONN;
+    probes.put_rule(conn, p.shed(65536, slot));
+    probes.set_enforcement(KS_RK_CONN, ':');
+    CHECK(p.run(segment(next_client_port(), p.port(), 1, kSyn, "")) == kShot);
+    ks_rule_key me{};
+    me.match = KS_MATCH_CLIENT;
+    me.addr[10] = me.addr[11] = 0xff;
+    me.addr[12] = 127;
+    me.addr[15] = 1;
+    probes.put_allow(me);
+    probes.set_enforcement(KS_RK_CONN | KS_RK_ALLOW, ':');
+    CHECK(p.run(segment(next_client_port(), p.port(), 1, kSyn, "")) == kUnspec);
+    CHECK(probes.rule_stats(slot).dropped == 1);
+}
+
+TEST_CASE("enforce: an allowlisted command's keys are never judged", "[enforce][bpf]") {
+    Prog p;
+    auto& probes = p.probes();
+    const std::uint32_t slot = 15;
+    probes.put_rule(key_rule("hot"), p.shed(65536, slot));
+    ks_rule_key del{};
+    del.match = KS_MATCH_CMD;
+    del.hash = proto::command_hash("DEL");
+    probes.put_allow(del);
+    probes.set_enforcement(KS_RK_KEY | KS_RK_ALLOW_CMD, ':');
+
+    Flow f(p);
+    CHECK(f.send("*2\r\n$3\r\nDEL\r\n$3\r\nhot\r\n") == kUnspec);
+    CHECK(f.send("*2\r\n$6\r\nEXISTS\r\n$3\r\nhot\r\n") == kShot);
+    auto st = probes.rule_stats(slot);
+    CHECK(st.matched == 1);
+    CHECK(st.dropped == 1);
 }

@@ -7,6 +7,7 @@
 
 #include "act/enforcer.hpp"
 #include "act/rule_json.hpp"
+#include "proto/redis_commands.hpp"
 #include "util/error.hpp"
 
 using namespace keyscope;
@@ -263,18 +264,19 @@ TEST_CASE("enforcer: the circuit breaker trips when the rest of the traffic fall
         sink.stats[slot].matched = matched;
         e.tick(now, {}, {served});
     };
-    interval(101, 10000);  // the first tick only learns the time
-    interval(102, 10100);  // 10000/s not matched: the best so far
-    interval(103, 4000);   // 3900/s, under half of it: one ...
-    interval(104, 4000);   // ... two ...
-    interval(105, 9000);   // recovered: the count starts again
-    interval(106, 4000);
+    interval(101, 50000);  // the first tick only learns the time
+    interval(102, 40000);  // the rule came during this interval: not a reference
+    interval(103, 10100);  // 10000/s not matched: the best so far
+    interval(104, 4000);   // 3900/s, under half of it: one ...
+    interval(105, 4000);   // ... two ...
+    interval(106, 9000);   // recovered: the count starts again
     interval(107, 4000);
+    interval(108, 4000);
     REQUIRE(e.rules().size() == 1);
-    interval(108, 5099);  // 4999/s: a third low interval in a row
+    interval(109, 5099);  // 4999/s: a third low interval in a row
     CHECK(e.rules().empty());
     CHECK(sink.rules.empty());
-    CHECK(e.suspended(0, 108));
+    CHECK(e.suspended(0, 109));
     auto events = e.take_events();
     REQUIRE(events.size() == 2);
     CHECK(events[1].event == "suspended");
@@ -291,6 +293,18 @@ TEST_CASE("enforcer: dry-run rules and quiet servers do not trip the fall breake
     for (int i = 1; i <= 5; ++i) e.tick(100 + i, {}, {i == 1 ? 10000u : 10u});
     CHECK(e.rules().size() == 1);
     FakeSink quiet_sink;
+    // a new rule takes its key out of "the rest": the reference starts again
+    FakeSink busy_sink;
+    Enforcer busy(busy_sink, ActConfig{}, targets);
+    busy.add(key_rule("a", 100), "manual", "", 0, 100);
+    for (int i = 1; i <= 3; ++i) busy.tick(100 + i, {}, {10000});
+    busy.add(key_rule("b", 100), "manual", "", 0, 103.5);
+    const std::uint32_t b_slot = busy.rules()[1].slot;
+    for (int i = 4; i <= 8; ++i) {
+        busy_sink.stats[b_slot].matched += 8000;  // b's traffic, now matched: the rest is 2000/s
+        busy.tick(100 + i, {}, {10000});
+    }
+    CHECK(busy.rules().size() == 2);
     Enforcer quiet(quiet_sink, ActConfig{}, targets);
     quiet.add(key_rule("warm", 100), "manual", "", 0, 100);
     for (int i = 1; i <= 5; ++i)
@@ -349,4 +363,23 @@ TEST_CASE("enforcer: a hot key driven by one client gets a rule for that client 
     e.tick(102, {hot_key("hot", Severity::high), hot_key("warm", Severity::high)}, {10000}, clients);
     REQUIRE(e.rules().size() == 2);
     CHECK(client_text(e.rules()[1].spec).empty());
+}
+
+TEST_CASE("enforcer: allowlisted commands go to the kernel by their table hash", "[enforcer]") {
+    FakeSink sink;
+    auto targets = one_redis();
+    ActConfig cfg;
+    cfg.allow_commands = {"del", "EXPIRE"};
+    Enforcer e(sink, cfg, targets);
+    REQUIRE(sink.allow.size() == 2);
+    for (const auto& [k, v] : sink.allow) {
+        CHECK(k.match == KS_MATCH_CMD);
+        CHECK((k.hash == proto::command_hash("DEL") || k.hash == proto::command_hash("EXPIRE")));
+    }
+    CHECK(sink.kinds == 0);  // no rule yet: nothing to judge
+    e.add(key_rule("hot", 10), "manual", "", 0, 100);
+    CHECK(sink.kinds == (KS_RK_KEY | KS_RK_ALLOW_CMD));
+    ActConfig bad;
+    bad.allow_commands = {"FROBNICATE"};
+    CHECK_THROWS_WITH(Enforcer(sink, bad, targets), Contains("unknown Redis command 'FROBNICATE'"));
 }

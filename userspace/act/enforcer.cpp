@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "proto/redis_commands.hpp"
 #include "util/error.hpp"
 
 namespace keyscope {
@@ -47,6 +48,11 @@ double requests_of(const std::vector<std::uint64_t>& requests, std::uint32_t tar
 }
 
 }  // namespace
+
+bool valid_rate(double per_s) {
+    // bounds keep the GCRA arithmetic (interval x burst, in ns) inside 64 bits
+    return per_s >= 0.01 && per_s <= 1e7;
+}
 
 std::uint64_t fnv1a(std::string_view bytes) {
     std::uint64_t h = 0xcbf29ce484222325ull;
@@ -102,6 +108,8 @@ std::string client_text(const RuleSpec& spec) {
 
 Enforcer::Enforcer(RuleSink& sink, ActConfig cfg, const std::vector<Target>& targets)
     : sink_(sink), cfg_(std::move(cfg)), targets_(targets) {
+    for (double r : cfg_.throttle_rate)
+        if (!valid_rate(r)) throw Error("--throttle-rate: a rate must be in [0.01, 10000000] per second", 2);
     for (std::uint32_t s = KS_MAX_RULES; s-- > 0;) free_slots_.push_back(s);
     for (std::uint32_t t = 0; t < targets_.size(); ++t) {
         for (const auto& k : cfg_.allow_keys) {
@@ -111,9 +119,20 @@ Enforcer::Enforcer(RuleSink& sink, ActConfig cfg, const std::vector<Target>& tar
             ak.target = t;
             sink_.put_allow(ak);
         }
+        for (const auto& name : cfg_.allow_commands) {
+            ks_rule_key ak{};
+            ak.match = KS_MATCH_CMD;
+            ak.hash = proto::command_hash(name);
+            ak.target = t;
+            if (!proto::find_command(ak.hash))
+                throw Error("--allow-command: unknown Redis command '" + name + "'", 2);
+            sink_.put_allow(ak);
+        }
         for (const auto& c : cfg_.allow_clients) {
             RuleSpec s;
             parse_client(c, s, "--allow-client");
+            if (s.client_port)
+                throw Error("--allow-client: '" + c + "': allowlist an address, not a port", 2);
             ks_rule_key ak{};
             ak.match = KS_MATCH_CLIENT;
             std::memcpy(ak.addr, s.client.data(), 16);
@@ -206,10 +225,12 @@ void Enforcer::sync_kinds() {
     }
     // the allowlist only matters while some rule could match
     if (kinds && (!cfg_.allow_keys.empty() || !cfg_.allow_clients.empty())) kinds |= KS_RK_ALLOW;
+    if (kinds && !cfg_.allow_commands.empty()) kinds |= KS_RK_ALLOW_CMD;
     sink_.set_enforcement(kinds, cfg_.delimiter);
 }
 
 void Enforcer::emit(const std::string& event, const Rule& r, const std::string& why) {
+    ++changes_[r.spec.target];
     events_.push_back(
         {event, r, why, r.spec.target < targets_.size() ? targets_[r.spec.target].server() : "?"});
 }
@@ -248,14 +269,14 @@ const Rule& Enforcer::add(RuleSpec spec, const std::string& origin, const std::s
             if (!one_client) throw Error("rule: a client rule needs the client's address");
             break;
         case RuleMatch::connections:
+            if (one_client || spec.client_port)
+                throw Error("rule: a new-connection rule applies to every client; use a client rule instead");
             break;
     }
     if ((spec.match == RuleMatch::key || spec.match == RuleMatch::prefix) && spec.client_port)
         throw Error("rule: a key or prefix rule can name a client address, not its port");
     if (spec.action == RuleAction::throttle) {
-        // bounds keep the GCRA arithmetic (interval x burst, in ns) inside 64 bits
-        if (!(spec.rate >= 0.01 && spec.rate <= 1e7))
-            throw Error("rule: the rate must be in [0.01, 10000000] per second");
+        if (!valid_rate(spec.rate)) throw Error("rule: the rate must be in [0.01, 10000000] per second");
         if (spec.burst == 0) spec.burst = std::max(1.0, std::floor(spec.rate * cfg_.burst_s));
         if (!(spec.burst >= 1 && spec.burst <= 1e7)) throw Error("rule: the burst must be in [1, 10000000]");
     } else if (!(spec.shed > 0 && spec.shed <= 1)) {
@@ -280,8 +301,13 @@ const Rule& Enforcer::add(RuleSpec spec, const std::string& origin, const std::s
     r.expires = ttl_s > 0 ? now + ttl_s : 0;
     r.slot = free_slots_.back();
     free_slots_.pop_back();
-    sink_.clear_rule_stats(r.slot);
-    install(r);
+    try {
+        sink_.clear_rule_stats(r.slot);
+        install(r);
+    } catch (...) {
+        free_slots_.push_back(r.slot);
+        throw;
+    }
     rules_.push_back(r);
     sync_kinds();
     emit("added", r, reason);
@@ -465,6 +491,12 @@ void Enforcer::watch_other_traffic(double now, const std::vector<std::uint64_t>&
     for (const auto& [t, n] : other) {
         double rate = std::max(0.0, n) / dt;
         FallWatch& w = fall_[t];
+        if (w.changes != changes_[t]) {
+            // the rules changed during this interval: what they match is
+            // not comparable with before; start again from the next one
+            w = FallWatch{0, 0, changes_[t]};
+            continue;
+        }
         w.best = std::max(w.best, rate);
         bool low = w.best >= cfg_.fall_min_rate && rate < (1 - cfg_.fall_share) * w.best;
         w.low = low ? w.low + 1 : 0;

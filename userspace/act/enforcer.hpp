@@ -48,6 +48,7 @@ struct ActConfig {
     double fall_min_rate = 50;
     double client_share = 0.5;  // one client sending this share of a hot key's requests gets the rule alone
     std::vector<std::string> allow_keys, allow_prefixes, allow_clients;
+    std::vector<std::string> allow_commands;  // commands whose keys no rule judges (keyless ones never are)
     char delimiter = ':';
 };
 
@@ -93,6 +94,9 @@ struct MitigationEvent {
     std::string server;
 };
 
+/// A throttle rate keyscope accepts, per second.
+bool valid_rate(double per_s);
+
 /// FNV-1a 64, as the kernel hashes keys and prefixes.
 std::uint64_t fnv1a(std::string_view bytes);
 
@@ -133,8 +137,9 @@ private:
     void watch_other_traffic(double now, const std::vector<std::uint64_t>& requests);
 
     struct FallWatch {
-        double best = 0;  // requests/s no rule matched, best since enforcement began
+        double best = 0;  // requests/s no rule matched, best under the current rules
         int low = 0;      // intervals in a row under the floor
+        std::uint64_t changes = 0;
     };
 
     RuleSink& sink_;
@@ -146,6 +151,7 @@ private:
     std::uint32_t next_id_ = 1;
     std::map<std::uint32_t, double> suspended_until_;  // target -> unix time
     std::map<std::uint32_t, FallWatch> fall_;          // targets with enforcing rules
+    std::map<std::uint32_t, std::uint64_t> changes_;   // target -> rule changes so far
     double last_tick_ = 0;
 };
 

@@ -76,7 +76,8 @@ private:
 
     keyscope_bpf* skel_ = nullptr;
     ks_config config_{};
-    std::vector<std::pair<std::uint64_t, std::uint32_t>> watched_;  // gen and enforcement switches, written as one value
+    std::vector<std::pair<std::uint64_t, std::uint32_t>>
+        watched_;  // gen and enforcement switches, written as one value
     std::vector<int> links_;
     std::vector<std::string> points_;
     int stats_fd_ = -1;

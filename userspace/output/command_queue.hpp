@@ -3,6 +3,7 @@
 // loop to answer between two of its 20 ms sleeps.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -20,7 +21,8 @@ using CommandReply = std::pair<int, nlohmann::json>;
 
 class CommandQueue {
 public:
-    /// From any thread: nullopt if the loop did not answer in time.
+    /// From any thread: nullopt if the loop did not take the request in time,
+    /// and then it never runs (a caller told "no" must not see it happen later).
     std::optional<CommandReply> call(nlohmann::json request, std::chrono::milliseconds timeout) {
         auto p = std::make_shared<Pending>();
         p->request = std::move(request);
@@ -29,7 +31,15 @@ public:
             std::lock_guard lock(mu_);
             queue_.push_back(p);
         }
-        if (answer.wait_for(timeout) != std::future_status::ready) return std::nullopt;
+        if (answer.wait_for(timeout) != std::future_status::ready) {
+            std::lock_guard lock(mu_);
+            auto it = std::find(queue_.begin(), queue_.end(), p);
+            if (it != queue_.end()) {
+                queue_.erase(it);
+                return std::nullopt;
+            }
+            // the loop is answering it right now
+        }
         return answer.get();
     }
 
@@ -40,7 +50,13 @@ public:
             std::lock_guard lock(mu_);
             todo.swap(queue_);
         }
-        for (auto& p : todo) p->reply.set_value(handler(p->request));
+        for (auto& p : todo) {
+            try {
+                p->reply.set_value(handler(p->request));
+            } catch (const std::exception& e) {
+                p->reply.set_value({500, {{"error", e.what()}}});  // one request failed, not the daemon
+            }
+        }
     }
 
 private:

@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <netdb.h>
 #include <sys/socket.h>
+#include <charconv>
 
 #include <cerrno>
 #include <chrono>
@@ -119,7 +120,15 @@ HttpServer::HttpServer(const std::string& host_arg, int port, const SnapshotBoar
         relay({{"op", "add"}, {"rule", body}}, res);
     });
     svr.Delete(R"(/api/rules/(\d+))", [relay](const httplib::Request& req, httplib::Response& res) {
-        relay({{"op", "remove"}, {"id", std::stoul(req.matches[1].str())}}, res);
+        const std::string text = req.matches[1].str();
+        std::uint32_t id = 0;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+        if (ec != std::errc() || end != text.data() + text.size()) {
+            res.status = 404;  // no id that large was ever given out
+            send_json(res, {{"error", "no rule " + text}});
+            return;
+        }
+        relay({{"op", "remove"}, {"id", id}}, res);
     });
     svr.Get(".*", [](const httplib::Request&, httplib::Response& res) {
         res.status = 404;
