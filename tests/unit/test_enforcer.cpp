@@ -195,6 +195,48 @@ TEST_CASE("enforcer: the policy maps severity to rate, follows it, and lifts aft
     CHECK(seen == std::vector<std::string>{"added", "updated", "lifted"});
 }
 
+TEST_CASE("enforcer: while a rule still holds requests back it neither relaxes nor lifts", "[enforcer]") {
+    FakeSink sink;
+    auto targets = one_redis();
+    ActConfig cfg;
+    cfg.mode = ActMode::enforce;
+    cfg.cooldown_s = 3;
+    Enforcer e(sink, cfg, targets);
+    e.tick(100, {hot_key("hot", Severity::high)}, {10000});
+    REQUIRE(e.rules().size() == 1);
+    const std::uint32_t slot = e.rules()[0].slot;
+    CHECK(e.rules()[0].spec.rate == 200);
+    // throttled, the key looks only mildly hot; it still drops: stays at 200/s,
+    // also when it is narrowed to the one client driving it
+    sink.stats[slot].dropped = 50;
+    std::array<std::uint8_t, 16> driver{};
+    driver[10] = driver[11] = 0xff;
+    driver[12] = 10;
+    driver[15] = 7;
+    KeyClients clients;
+    clients[{0, fnv1a("hot")}] = {{driver, 900}};
+    e.tick(101, {hot_key("hot", Severity::low)}, {10000}, clients);
+    REQUIRE(e.rules().size() == 1);
+    CHECK(client_text(e.rules()[0].spec) == "10.0.0.7");
+    CHECK(e.rules()[0].spec.rate == 200);
+    // tightening is always allowed
+    sink.stats[slot].dropped = 100;
+    e.tick(102, {hot_key("hot", Severity::critical)}, {10000});
+    CHECK(e.rules()[0].spec.rate == 50);
+    // no hotspot in sight, but still dropping: the cool-down does not start
+    for (int t = 103; t <= 110; ++t) {
+        sink.stats[slot].dropped += 10;
+        e.tick(t, {}, {10000});
+    }
+    REQUIRE(e.rules().size() == 1);
+    // the demand fits under the rule: cool-down, then lifted
+    e.tick(111, {}, {10000});
+    e.tick(113, {}, {10000});
+    CHECK(e.rules().size() == 1);
+    e.tick(114, {}, {10000});
+    CHECK(e.rules().empty());
+}
+
 TEST_CASE("enforcer: dry-run policy, shed action, allowlist", "[enforcer]") {
     FakeSink sink;
     auto targets = one_redis();

@@ -327,6 +327,10 @@ bool Enforcer::remove(std::uint32_t id, double now, const std::string& why) {
     return true;
 }
 
+bool Enforcer::holding_back(const Rule& r) {
+    return r.interval.dropped + r.interval.would_drop > 0;
+}
+
 bool Enforcer::allowed(const HotspotEvent& h) const {
     if (h.entity == EntityKind::key) {
         if (std::find(cfg_.allow_keys.begin(), cfg_.allow_keys.end(), h.name) != cfg_.allow_keys.end())
@@ -409,6 +413,17 @@ void Enforcer::follow_hotspots(double now, const std::vector<HotspotEvent>& acti
                 Rule& r = rules_[i];
                 if (r.origin != "auto") break;  // an operator's rule wins
                 r.hotspot_ended = 0;
+                // what the detector sees is what the rule lets through: while the
+                // rule still holds requests back, the demand has not eased, so
+                // it may tighten but not relax
+                bool looser =
+                    s.action != r.spec.action ||
+                    (s.action == RuleAction::throttle ? s.rate > r.spec.rate : s.shed < r.spec.shed);
+                if (looser && holding_back(r)) {
+                    s.action = r.spec.action;
+                    s.rate = r.spec.rate;
+                    s.shed = r.spec.shed;
+                }
                 bool everyone =
                     std::all_of(r.spec.client.begin(), r.spec.client.end(), [](auto b) { return b == 0; });
                 if (everyone && !driver.empty()) {
@@ -451,6 +466,10 @@ void Enforcer::follow_hotspots(double now, const std::vector<HotspotEvent>& acti
     for (std::size_t i = 0; i < rules_.size(); ++i) {
         Rule& r = rules_[i];
         if (r.origin != "auto" || (i < still.size() && still[i])) continue;
+        if (holding_back(r)) {
+            r.hotspot_ended = 0;  // throttled below the hotspot's rules, but the demand is still there
+            continue;
+        }
         if (r.hotspot_ended == 0) r.hotspot_ended = now;
         if (cfg_.mode == ActMode::off || now - r.hotspot_ended >= cfg_.cooldown_s) lift.push_back(r.id);
     }

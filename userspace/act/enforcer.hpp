@@ -133,6 +133,7 @@ private:
     void emit(const std::string& event, const Rule& r, const std::string& why);
     void follow_hotspots(double now, const std::vector<HotspotEvent>& active, const KeyClients& clients);
     bool allowed(const HotspotEvent& h) const;
+    static bool holding_back(const Rule& r);  // dropped (or would have) in the last interval
     void suspend(std::uint32_t target, double now, const std::string& why);
     void watch_other_traffic(double now, const std::vector<std::uint64_t>& requests);
 
