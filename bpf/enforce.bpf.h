@@ -53,7 +53,7 @@ static __always_inline int ks_gcra_admit(struct ks_rule *r, __u64 now, int force
 		if (__sync_val_compare_and_swap(&r->tat, tat, next) == tat)
 			return 1;
 	}
-	return 1; /* heavy contention: fail open */
+	return 2; /* heavy contention: fail open, uncharged (nothing to refund) */
 }
 
 /* Whether the matching requests of a connection are shed right now. */
@@ -87,8 +87,10 @@ __noinline int ks_rule_verdict(struct ks_rule_key *rk, struct ks_judge_args *a)
 	if (st && !a->force)
 		__sync_fetch_and_add(&st->matched, 1);
 	if (r->action == KS_ACT_THROTTLE) {
-		drop = !ks_gcra_admit(r, a->now, a->force);
-		if (!drop && !a->force) {
+		int admit = ks_gcra_admit(r, a->now, a->force);
+
+		drop = !admit;
+		if (admit == 1 && !a->force) {
 			__u8 n = a->n_charged;
 
 			if (n < KS_MAX_REFUNDS) {
@@ -326,7 +328,7 @@ static __always_inline int ks_judge_segment(struct ks_walk *w, struct ks_config 
 	}
 	bpf_loop(2, ks_judge_pass_cb, &j, 0);
 	if (j.invalid) {
-		ks_refund(a);
+		/* it passes: what it was charged for is served */
 		w->cnt->enforce_skipped++;
 		return KS_PASS;
 	}

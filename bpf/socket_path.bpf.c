@@ -213,10 +213,12 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 		    KS_DROP)
 			return KS_DROP;
 	}
-	if (dir == KS_DIR_REQ)
+	if (dir == KS_DIR_REQ) {
 		f->next_seq_req = seq + payload_len;
-	else
+		f->flags &= ~KS_FLOWF_HOLE; /* in order again, judged or not */
+	} else {
 		f->next_seq_rep = seq + payload_len;
+	}
 
 	ck.src = skb;
 	ck.end = payload_off + payload_len;
