@@ -56,6 +56,30 @@ static __always_inline int ks_gcra_admit(struct ks_rule *r, __u64 now, int force
 	return 2; /* heavy contention: fail open, uncharged (nothing to refund) */
 }
 
+/* Remembers a charge for a refund: consecutive charges to one rule (the usual
+ * pipeline of one hot key) share an entry. Over KS_MAX_REFUNDS distinct rules
+ * in one segment, the rest are not refunded. */
+static __always_inline void ks_note_charge(struct ks_judge_args *a, struct ks_rule_key *rk)
+{
+	__u8 n = a->n_charged;
+
+	if (n > 0 && n <= KS_MAX_REFUNDS) {
+		const __u64 *x = (const __u64 *)&a->charged[(n - 1) & (KS_MAX_REFUNDS - 1)];
+		const __u64 *y = (const __u64 *)rk;
+
+		_Static_assert(sizeof(*rk) == 32, "compared as four words");
+		if (x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3]) {
+			a->charges[(n - 1) & (KS_MAX_REFUNDS - 1)]++;
+			return;
+		}
+	}
+	if (n < KS_MAX_REFUNDS) {
+		a->charged[n & (KS_MAX_REFUNDS - 1)] = *rk;
+		a->charges[n & (KS_MAX_REFUNDS - 1)] = 1;
+		a->n_charged = n + 1;
+	}
+}
+
 /* Whether the matching requests of a connection are shed right now. */
 static __always_inline int ks_shed_pick(struct ks_rule *r, __u32 pick, __u64 now)
 {
@@ -90,14 +114,8 @@ __noinline int ks_rule_verdict(struct ks_rule_key *rk, struct ks_judge_args *a)
 		int admit = ks_gcra_admit(r, a->now, a->force);
 
 		drop = !admit;
-		if (admit == 1 && !a->force) {
-			__u8 n = a->n_charged;
-
-			if (n < KS_MAX_REFUNDS) {
-				a->charged[n & (KS_MAX_REFUNDS - 1)] = *rk;
-				a->n_charged = n + 1;
-			}
-		}
+		if (admit == 1 && !a->force && !dry)
+			ks_note_charge(a, rk);
 	} else {
 		drop = !a->force && ks_shed_pick(r, a->pick, a->now);
 	}
@@ -254,17 +272,28 @@ static long ks_judge_window_cb(__u64 i, void *ctx)
 	return 0;
 }
 
-/* Gives back what a segment that is not going through was charged. */
+/* Gives back what a segment that is not going through was charged. Never
+ * below `now` (a full bucket): the daemon's renewal may have copied the
+ * bucket from before a charge, and must not be refunded into a wrap-around. */
 static __always_inline void ks_refund(struct ks_judge_args *a)
 {
 	for (__u32 i = 0; i < KS_MAX_REFUNDS; i++) {
 		struct ks_rule *r;
+		__u64 back;
 
 		if (i >= a->n_charged)
 			break;
 		r = bpf_map_lookup_elem(&ks_rules, &a->charged[i]);
-		if (r)
-			__sync_fetch_and_sub(&r->tat, r->interval_ns);
+		if (!r)
+			continue;
+		back = (__u64)a->charges[i] * r->interval_ns;
+		for (int k = 0; k < 4; k++) {
+			__u64 tat = r->tat;
+			__u64 next = tat > a->now + back ? tat - back : a->now;
+
+			if (tat <= a->now || __sync_val_compare_and_swap(&r->tat, tat, next) == tat)
+				break;
+		}
 	}
 	a->n_charged = 0;
 }
@@ -327,7 +356,7 @@ static __always_inline int ks_judge_segment(struct ks_walk *w, struct ks_config 
 			return KS_PASS;
 	}
 	bpf_loop(2, ks_judge_pass_cb, &j, 0);
-	if (j.invalid) {
+	if (j.invalid && !a->force) {
 		/* it passes: what it was charged for is served */
 		w->cnt->enforce_skipped++;
 		return KS_PASS;
@@ -348,6 +377,7 @@ static __always_inline int ks_judge_segment(struct ks_walk *w, struct ks_config 
 		f->flags |= KS_FLOWF_HOLE;
 		w->cnt->enforce_dropped++;
 		r = bpf_map_lookup_elem(&ks_rules, &a->dropper);
+		f->hole_slot = r ? r->slot + 1 : 0;
 		st = r ? ks_rule_stats_of(r) : NULL;
 		if (st)
 			__sync_fetch_and_add(&st->dropped, 1);

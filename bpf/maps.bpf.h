@@ -53,7 +53,7 @@ struct ks_flow {
 	__u32 drops_in_row; /* enforcement: request segments dropped in a row */
 	__u32 conn_pick;    /* enforcement: this connection's place in the shedding rotation */
 	__u32 dry_drops_in_row; /* dry run: segments that would have been dropped in a row */
-	__u32 _pad2;
+	__u32 hole_slot; /* enforcement: 1 + ks_rule_stats slot of the rule that made the hole */
 	__u64 dry_stall_until; /* dry run: until when a real drop would still be stalling this connection */
 	__u8 caddr[16];	    /* socket path: the client's address (zero on the syscall path) */
 	struct ks_pending pending[KS_PENDING];
@@ -91,7 +91,8 @@ struct ks_judge_args {
 	__u8 _pad[6];
 	struct ks_rule_key dropper;  /* the enforcing rule that asked for the drop */
 	struct ks_rule_key dry_rule; /* the first dry-run rule that would have dropped */
-	struct ks_rule_key charged[KS_MAX_REFUNDS]; /* throttles charged by this segment */
+	struct ks_rule_key charged[KS_MAX_REFUNDS]; /* enforcing throttles charged by this segment ... */
+	__u32 charges[KS_MAX_REFUNDS];		    /* ... and how many requests each */
 };
 
 /* Per-CPU scratch space: a window of payload and a key-stats template. */

@@ -188,7 +188,13 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 	ck.off = payload_off;
 	if (diff > 0 && dir == KS_DIR_REQ && (f->flags & KS_FLOWF_HOLE) && (cfg->rule_kinds & KS_RK_RULES)) {
 		/* data behind a dropped segment: it waits for the retransmission,
-		 * which must be judged in order, not skipped as a gap */
+		 * which must be judged in order, not skipped as a gap; counted
+		 * against the rule that dropped it */
+		__u32 slot = f->hole_slot - 1;
+		struct ks_rule_stats *st = f->hole_slot ? bpf_map_lookup_elem(&ks_rule_stats, &slot) : NULL;
+
+		if (st)
+			__sync_fetch_and_add(&st->dropped, 1);
 		cnt->enforce_dropped++;
 		return KS_DROP;
 	}
@@ -206,10 +212,11 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 	}
 	ks_walk_init(&ck.w, f, scr, cnt, gen);
 	ck.w.watching = cfg->watching;
-	if (dir == KS_DIR_REQ && diff == 0 && (cfg->rule_kinds & KS_RK_RULES)) {
+	if (dir == KS_DIR_REQ && diff <= 0 && (cfg->rule_kinds & KS_RK_RULES)) {
 		/* before anything is counted or the sequence advances: a dropped
-		 * segment comes back as new bytes and is judged again */
-		if (ks_judge_segment(&ck.w, cfg, skb, payload_off, payload_off + payload_len, fk.caddr, fk.cport) ==
+		 * segment comes back as new bytes and is judged again (only its
+		 * new bytes, when it overlaps what went through before) */
+		if (ks_judge_segment(&ck.w, cfg, skb, ck.off, payload_off + payload_len, fk.caddr, fk.cport) ==
 		    KS_DROP)
 			return KS_DROP;
 	}

@@ -507,13 +507,14 @@ TEST_CASE("enforce: data behind a dropped segment waits for its retransmission",
     const auto behind = static_cast<std::uint32_t>(get("hot").size());
     CHECK(f.send_ahead(behind, get("cold")) == kShot);
     CHECK(f.send_ahead(behind, get("hot")) == kShot);
+    CHECK(probes.rule_stats(slot).dropped == 3);  // counted against the rule that made the hole
     // the retransmission is judged in order: dropped again, then capped through
     CHECK(f.send(get("hot")) == kShot);
     CHECK(f.send(get("hot")) == kUnspec);
     CHECK(f.send(get("cold")) == kUnspec);  // then what followed it
     auto st = probes.rule_stats(slot);
     CHECK(st.matched == 4);
-    CHECK(st.dropped == 2);
+    CHECK(st.dropped == 4);
     CHECK(st.capped == 1);
 }
 
@@ -573,4 +574,21 @@ TEST_CASE("enforce: an allowlisted command's keys are never judged", "[enforce][
     auto st = probes.rule_stats(slot);
     CHECK(st.matched == 1);
     CHECK(st.dropped == 1);
+}
+
+TEST_CASE("enforce: a long pipeline's charges are all refunded when it is dropped", "[enforce][bpf]") {
+    Prog p;
+    auto& probes = p.probes();
+    const std::uint32_t slot = 16;
+    probes.put_rule(key_rule("hot"), p.throttle(1, 12, slot));
+    probes.set_enforcement(KS_RK_KEY, ':');
+
+    Flow f(p);
+    std::string thirteen;
+    for (int i = 0; i < 13; ++i) thirteen += get("hot");
+    CHECK(f.send(thirteen) == kShot);  // twelve fit the burst, the thirteenth does not
+    CHECK(probes.rule_stats(slot).matched == 13);
+    Flow g(p);
+    for (int i = 0; i < 12; ++i) CHECK(g.send(get("hot")) == kUnspec);  // all twelve given back
+    CHECK(g.send(get("hot")) == kShot);
 }
