@@ -23,19 +23,23 @@ struct ks_walk {
 	struct ks_counters *cnt;
 	__u64 now;
 	__u32 gen;
-	__u32 pos; /* next byte of scr->win.buf */
-	__u32 len; /* bytes in scr->win.buf */
-	__u32 watching; /* some keys have their clients counted (ks_watch) */
+	__u32 epoch;	   /* ks_config.epoch when this walk began */
+	__u32 key_buckets; /* ks_config.key_buckets */
+	__u32 pos;	   /* next byte of scr->win.buf */
+	__u32 len;	   /* bytes in scr->win.buf */
+	__u32 watching;	   /* some keys have their clients counted (ks_watch) */
 };
 
 static __always_inline void ks_walk_init(struct ks_walk *w, struct ks_flow *f, struct ks_scratch *scr,
-					 struct ks_counters *cnt, __u32 gen)
+					 struct ks_counters *cnt, const struct ks_config *cfg)
 {
 	w->flow = f;
 	w->scr = scr;
 	w->cnt = cnt;
 	w->now = bpf_ktime_get_ns();
-	w->gen = gen;
+	w->gen = cfg->gen & 1;
+	w->epoch = cfg->epoch;
+	w->key_buckets = cfg->key_buckets;
 }
 
 static __always_inline struct ks_counters *ks_counters_get(__u32 gen, __u32 target)
@@ -45,87 +49,49 @@ static __always_inline struct ks_counters *ks_counters_get(__u32 gen, __u32 targ
 	return bpf_map_lookup_elem(&ks_counters, &idx);
 }
 
-static __always_inline __u32 ks_current_gen(void)
-{
-	__u32 zero = 0;
-	struct ks_config *cfg = bpf_map_lookup_elem(&ks_config, &zero);
-
-	return cfg ? (cfg->gen & 1) : 0;
-}
-
 /*
- * One call site per map: if clang merged the two into one call with either
- * map, the verifier could not inline the lookup and every request would pay
- * the generic helper's indirect call (a retpoline here).
+ * The table slot of a key in the interval being filled, claimed if needed
+ * (bpf/key_table.bpf.c: a global function, verified once rather than at
+ * every call site). `name` (KS_KEY_MAX bytes, or NULL for a reply that does
+ * not carry it) names a claimed slot. target_len = target << 32 | key length,
+ * gen_buckets = generation << 32 | buckets per generation. -1 when the key's bucket
+ * is full: the caller counts the operation as unattributed.
  */
-static __always_inline struct ks_key_stats *ks_keys_lookup(__u32 gen, struct ks_key_ref *ref)
+struct ks_key_name {
+	/* sized, so the verifier knows what may be read; aligned, so it is
+	 * copied in words, not bytes spilled to the stack */
+	__u8 bytes[KS_KEY_MAX];
+} __attribute__((aligned(8)));
+__s64 ks_key_table_slot(__u64 hash, __u64 target_len, __u64 gen_buckets, const struct ks_key_name *name,
+			__u64 *map_full);
+
+static __always_inline __s64 ks_key_slot(struct ks_walk *w, __u64 hash, int with_name)
 {
-	struct ks_key_stats *s;
+	struct ks_flow *f = w->flow;
+	const struct ks_key_name *name = NULL;
+	__u32 key_len = 0;
 
-	if (gen) {
-		s = bpf_map_lookup_elem(&ks_keys1, ref);
-		asm volatile("" ::: "memory");
-	} else {
-		s = bpf_map_lookup_elem(&ks_keys0, ref);
-		asm volatile("" ::: "memory");
-	}
-	return s;
-}
-
-/*
- * The stats entry of a key in the interval being filled, created if needed.
- * NULL when the map is full: the caller counts the operation as unattributed.
- */
-/* The current request key's bytes into `dst`, from the parser that holds them
- * (typed copies: the verifier and clang want known sources). */
-static __always_inline __u32 ks_copy_key_name(struct ks_flow *f, __u8 *dst)
-{
-	if (f->proto == KS_PROTO_MEMCACHED) {
-		__builtin_memcpy(dst, f->mreq.key, KS_KEY_MAX);
-		return f->mreq.key_len;
-	}
-	__builtin_memcpy(dst, f->req.key, KS_KEY_MAX);
-	return f->req.key_len;
-}
-
-/*
- * The stats entry of a key in the interval being filled, created if needed;
- * `with_name` copies the current request key's bytes in. NULL when the map is
- * full: the caller counts the operation as unattributed.
- */
-static __always_inline struct ks_key_stats *ks_key_get(struct ks_walk *w, __u64 hash, int with_name)
-{
-	struct ks_key_ref ref = {.hash = hash, .target = w->flow->target};
-	struct ks_key_stats *s = ks_keys_lookup(w->gen, &ref);
-	struct ks_key_stats *init = &w->scr->init;
-	long err;
-
-	if (s) {
-		if (with_name && (s->flags & KS_KEYF_NONAME)) {
-			/* first seen through a reply: the request now names it */
-			s->key_len = ks_copy_key_name(w->flow, s->key);
-			s->flags = s->key_len > KS_KEY_MAX ? KS_KEYF_TRUNCATED : 0;
-		}
-		return s;
-	}
-	if (w->cnt->key_map_full)
-		return NULL;
-	__builtin_memset(init, 0, sizeof(*init));
 	if (with_name) {
-		init->key_len = ks_copy_key_name(w->flow, init->key);
-		init->flags = init->key_len > KS_KEY_MAX ? KS_KEYF_TRUNCATED : 0;
-	} else {
-		init->flags = KS_KEYF_NONAME;
+		if (f->proto == KS_PROTO_MEMCACHED) {
+			name = (const struct ks_key_name *)f->mreq.key;
+			key_len = f->mreq.key_len;
+		} else {
+			name = (const struct ks_key_name *)f->req.key;
+			key_len = f->req.key_len;
+		}
 	}
-	if (w->gen)
-		err = bpf_map_update_elem(&ks_keys1, &ref, init, BPF_NOEXIST);
-	else
-		err = bpf_map_update_elem(&ks_keys0, &ref, init, BPF_NOEXIST);
-	if (err && err != -EEXIST) {
-		w->cnt->key_map_full = 1;
+	/* packed: BPF calls take five arguments at most */
+	return ks_key_table_slot(hash, (__u64)f->target << 32 | key_len, (__u64)w->gen << 32 | w->key_buckets, name,
+				 &w->cnt->key_map_full);
+}
+
+static __always_inline struct ks_key_stats *ks_key_at(__s64 slot)
+{
+	__u32 idx = (__u32)slot;
+
+	if (slot < 0)
 		return NULL;
-	}
-	return ks_keys_lookup(w->gen, &ref);
+	return bpf_map_lookup_elem(&ks_keys, &idx);
 }
 
 static __always_inline void ks_on_cmd(struct ks_walk *w)
@@ -178,12 +144,18 @@ static __always_inline void ks_count_client(struct ks_walk *w, __u64 hash)
 /* One key argument of a request (either protocol). */
 static __always_inline void ks_count_key(struct ks_walk *w, __u64 hash, __u32 nkeys, __u8 cls)
 {
+	struct ks_flow *f = w->flow;
 	struct ks_key_stats *s;
+	__s64 slot;
 
-	if (nkeys == 1)
-		w->flow->first_key_hash = hash;
 	w->cnt->key_ops++;
-	s = ks_key_get(w, hash, 1);
+	slot = ks_key_slot(w, hash, 1);
+	if (nkeys == 1) {
+		f->first_key_hash = hash;
+		f->first_key_slot = (__u32)slot;
+		f->first_key_epoch = w->epoch;
+	}
+	s = ks_key_at(slot);
 	if (!s) {
 		w->cnt->unattributed++;
 		return;
@@ -194,6 +166,18 @@ static __always_inline void ks_count_key(struct ks_walk *w, __u64 hash, __u32 nk
 		__sync_fetch_and_add(&s->reads, 1);
 	if (w->watching)
 		ks_count_client(w, hash);
+}
+
+/*
+ * The slot a key was counted in by an earlier walk (the request side, for a
+ * reply), if the table has not flipped since; else found again (without a
+ * name: a reply does not carry it) in the half being filled now.
+ */
+static __always_inline struct ks_key_stats *ks_key_again(struct ks_walk *w, __u64 hash, __u32 slot, __u32 epoch)
+{
+	if (epoch == w->epoch)
+		return ks_key_at((__s32)slot);
+	return ks_key_at(ks_key_slot(w, hash, 0));
 }
 
 static __always_inline void ks_on_key(struct ks_walk *w)
@@ -210,22 +194,30 @@ static __always_inline void ks_count_end(struct ks_walk *w, __u32 cmd_bytes, __u
 	struct ks_flow *f = w->flow;
 	struct ks_pending *p = &f->pending[f->req_seq & (KS_PENDING - 1)];
 
+	struct ks_key_stats *s;
+
 	w->cnt->requests++;
 	w->cnt->bytes_in += cmd_bytes;
 	if (nkeys == 0) {
 		w->cnt->keyless++;
 		if (cls == KS_CMD_UNKNOWN)
 			w->cnt->unknown_cmds++;
+	} else {
+		/* the command's bytes go to its first key */
+		s = ks_key_again(w, f->first_key_hash, f->first_key_slot, f->first_key_epoch);
+		if (s)
+			__sync_fetch_and_add(&s->bytes_in, cmd_bytes);
 	}
 	if (!expect_reply)
 		return;
 	/* remember it for its reply: pipelined replies come back in order */
 	p->ts_ns = w->now;
 	p->key_hash = f->first_key_hash;
+	p->key_slot = f->first_key_slot;
+	p->key_epoch = f->first_key_epoch;
 	p->has_key = nkeys > 0;
 	p->retrieval = retrieval;
 	p->nkeys = nkeys;
-	p->cmd_bytes = cmd_bytes;
 	p->seq = f->req_seq;
 	f->req_seq++;
 }
@@ -277,10 +269,9 @@ static __always_inline void ks_count_reply(struct ks_walk *w, __u64 bytes, __u64
 	}
 	if (!p->has_key)
 		return;
-	s = ks_key_get(w, p->key_hash, 0);
+	s = ks_key_again(w, p->key_hash, p->key_slot, p->key_epoch);
 	if (!s)
 		return; /* the request side counted it as unattributed */
-	__sync_fetch_and_add(&s->bytes_in, p->cmd_bytes);
 	__sync_fetch_and_add(&s->bytes_out, bytes);
 	if (error)
 		__sync_fetch_and_add(&s->errors, 1);
@@ -328,7 +319,7 @@ static __always_inline void ks_mc_on_value(struct ks_walk *w)
 
 	if (rp->kind != KS_MC_RK_VALUE || !(rp->flags & KS_MC_RPF_KEY))
 		return;
-	s = ks_key_get(w, rp->key_hash, 0);
+	s = ks_key_at(ks_key_slot(w, rp->key_hash, 0));
 	if (!s)
 		return;
 	__sync_fetch_and_add(&s->hits, 1);

@@ -14,4 +14,7 @@
 #define S_IFSOCK 0140000
 #define EEXIST 17
 
+/* One real load of a word other CPUs may change meanwhile. */
+#define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
+
 #endif

@@ -326,8 +326,8 @@ static long ks_judge_pass_cb(__u64 pass, void *ctx)
  * step with the stream. Drops only with a rule in enforce mode; a connection
  * that had KS_MAX_DROPS_IN_ROW segments dropped gets the next one through.
  */
-static __always_inline int ks_judge_segment(struct ks_walk *w, struct ks_config *cfg, struct __sk_buff *skb,
-					    __u32 off, __u32 end, __u8 *caddr, __u16 cport)
+static __always_inline int ks_judge_segment(struct ks_walk *w, struct ks_config *cfg, struct __sk_buff *skb, __u32 off,
+					    __u32 end, __u8 *caddr, __u16 cport)
 {
 	struct ks_flow *f = w->flow;
 	struct ks_judge j = {.w = *w, .skb = skb, .start = off, .end = end, .a = &w->scr->judge_args};

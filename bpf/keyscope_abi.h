@@ -75,7 +75,7 @@ struct ks_target_val {
 	__u32 proto;
 };
 
-/* Key of the per-key statistics maps. */
+/* A key and its target, as in ks_watch and the clients map. */
 struct ks_key_ref {
 	__u64 hash; /* FNV-1a 64 of the whole key (see KS_KEY_HASH_MAX) */
 	__u32 target;
@@ -86,46 +86,74 @@ struct ks_key_ref {
 #define KS_KEYF_TRUNCATED 1 /* key longer than KS_KEY_MAX: key[] is a prefix */
 #define KS_KEYF_NONAME 2    /* created by a reply only: key[] not known */
 
-/* Per-key statistics for one interval (double-buffered, see ks_gen). */
+/*
+ * The per-key table: open addressing in plain arrays, so a lookup is index
+ * arithmetic (inlined by the verifier) instead of a hash-map call, and the
+ * daemon reads it through mmap instead of a syscall per batch.
+ *   ks_key_tags  bucket b of generation g at g * buckets + b: KS_KEY_WAYS
+ *                tags in one cache line (0 = free; claimed by compare-and-swap)
+ *   ks_keys      the statistics of way w of that bucket at
+ *                (g * buckets + b) * KS_KEY_WAYS + w
+ * A key whose bucket is full is counted as unattributed.
+ */
+#define KS_KEY_WAYS 8
+
+struct ks_key_bucket {
+	__u64 tag[KS_KEY_WAYS]; /* ks_key_tag(hash, target), never 0 */
+};
+
+/*
+ * Per-key statistics for one interval (double-buffered, see ks_config.gen).
+ * Laid out in cache lines by writer: the request side (on `lo`, the client's
+ * CPU) and the reply side (the server's CPU) never write the same line, so
+ * counting a request and its reply does not bounce a line between CPUs.
+ */
 struct ks_key_stats {
+	/* line 0: identity and request-side counters */
+	__u64 hash;
+	__u32 target;
+	__u32 flags;
+	__u32 key_len; /* full length of the key */
+	__u32 _pad0;
 	__u64 reads;
 	__u64 writes;
+	__u64 bytes_in;
+	__u64 _pad1[2];
+	/* line 1: the name, written once */
+	__u8 key[KS_KEY_MAX];
+	/* lines 2-8: reply side */
 	__u64 errors;
 	__u64 redirects;
-	__u64 bytes_in;
 	__u64 bytes_out;
 	__u64 max_value;
-	__u64 hits;    /* memcached: VALUE/VA blocks returned for this key (misses = reads - hits) */
-	__u32 key_len; /* full length of the key */
-	__u32 flags;
-	__u8 key[KS_KEY_MAX];
+	__u64 hits; /* memcached: VALUE/VA blocks returned for this key (misses = reads - hits) */
 	__u32 lat[KS_LAT_BUCKETS];
+	__u8 _pad2[20];
 };
 
 /* Per-target counters for one interval; a per-CPU array indexed by
  * gen * KS_MAX_TARGETS + target. */
 struct ks_counters {
-	__u64 requests;	     /* commands parsed */
-	__u64 key_ops;	     /* key operations (one per key argument) */
-	__u64 keyless;	     /* commands without a key (PING, INFO, AUTH, ...) */
-	__u64 unknown_cmds;  /* commands not in the table (counted keyless too) */
-	__u64 replies;	     /* replies parsed */
-	__u64 errors;	     /* error replies, redirects excluded */
-	__u64 redirects;     /* -MOVED / -ASK replies */
-	__u64 unattributed;  /* key ops that found the key map full */
-	__u64 reply_unmatched; /* replies with no remembered request */
-	__u64 parse_errors;  /* malformed bytes: stream resynchronised */
-	__u64 seq_retrans;   /* segments (or parts) seen twice and skipped */
-	__u64 seq_gaps;	     /* missing bytes: stream resynchronised */
-	__u64 flow_full;     /* connections that found the flow map full */
+	__u64 requests;		 /* commands parsed */
+	__u64 key_ops;		 /* key operations (one per key argument) */
+	__u64 keyless;		 /* commands without a key (PING, INFO, AUTH, ...) */
+	__u64 unknown_cmds;	 /* commands not in the table (counted keyless too) */
+	__u64 replies;		 /* replies parsed */
+	__u64 errors;		 /* error replies, redirects excluded */
+	__u64 redirects;	 /* -MOVED / -ASK replies */
+	__u64 unattributed;	 /* key ops that found the key table full */
+	__u64 reply_unmatched;	 /* replies with no remembered request */
+	__u64 parse_errors;	 /* malformed bytes: stream resynchronised */
+	__u64 seq_retrans;	 /* segments (or parts) seen twice and skipped */
+	__u64 seq_gaps;		 /* missing bytes: stream resynchronised */
+	__u64 flow_full;	 /* connections that found the flow map full */
 	__u64 truncated_windows; /* payloads longer than the window budget */
 	__u64 bytes_in;
 	__u64 bytes_out;
-	__u64 key_map_full; /* set once an insert found the key map full: later
-			     * keys of this interval skip the (costly) attempt */
-	__u64 hits;	    /* memcached: keys a retrieval found */
-	__u64 misses;	    /* memcached: keys a retrieval did not find */
-	__u64 unparsed;	    /* memcached: binary-protocol chunks, counted but not parsed */
+	__u64 key_map_full;	  /* set once a new key found its bucket of the key table full */
+	__u64 hits;		  /* memcached: keys a retrieval found */
+	__u64 misses;		  /* memcached: keys a retrieval did not find */
+	__u64 unparsed;		  /* memcached: binary-protocol chunks, counted but not parsed */
 	__u64 enforce_dropped;	  /* request segments dropped by a rule */
 	__u64 enforce_would_drop; /* dry run: segments a rule would have dropped */
 	__u64 enforce_skipped;	  /* segments rules could not judge (gap, lost parser, memcached): passed */
@@ -202,10 +230,12 @@ struct ks_rule_stats {
 
 /* Global configuration written by the daemon (array map ks_config[0]). */
 struct ks_config {
-	__u32 gen;	  /* which key map / counters slot the programs fill */
-	__u32 rule_kinds; /* KS_RK_*: 0 = no enforcement, the fast path */
-	__u32 delimiter;  /* prefix delimiter byte for prefix rules (':') */
-	__u32 watching;	  /* ks_watch is not empty: count clients of watched keys */
+	__u32 gen;	   /* which key table half / counters slot the programs fill */
+	__u32 rule_kinds;  /* KS_RK_*: 0 = no enforcement, the fast path */
+	__u32 delimiter;   /* prefix delimiter byte for prefix rules (':') */
+	__u32 watching;	   /* ks_watch is not empty: count clients of watched keys */
+	__u32 epoch;	   /* bumped at every flip of gen: a remembered key slot is valid only in its epoch */
+	__u32 key_buckets; /* buckets per generation of the key table */
 };
 
 /* Keys whose clients are counted (hot keys; the daemon keeps the list short). */
@@ -215,7 +245,7 @@ struct ks_config {
 
 /* Key of ks_key_clients: who sends requests for a watched key. */
 struct ks_client_key {
-	__u64 hash; /* the key's hash */
+	__u64 hash;    /* the key's hash */
 	__u8 addr[16]; /* the client's address, v4-mapped */
 	__u32 target;
 	__u32 _pad;

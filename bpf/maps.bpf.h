@@ -13,12 +13,14 @@
 /* One remembered request, waiting for its reply (latency, reply stats). */
 struct ks_pending {
 	__u64 ts_ns;
-	__u64 key_hash; /* first key of the command; valid if has_key */
-	__u32 seq;	/* request number on this connection */
-	__u32 cmd_bytes;
+	__u64 key_hash;	 /* first key of the command; valid if has_key */
+	__u32 seq;	 /* request number on this connection */
+	__u32 key_slot;	 /* where the request side counted that key ... */
+	__u32 key_epoch; /* ... valid in this ks_config.epoch only */
 	__u16 has_key;
 	__u16 retrieval; /* memcached get/gets/gat/gats/mg: misses = nkeys - hits */
 	__u32 nkeys;
+	__u32 _pad;
 };
 
 #define KS_FLOWF_REQ_SEQ 1 /* next_seq_req is known */
@@ -43,19 +45,21 @@ struct ks_flow {
 	__u32 flags;
 	__u32 next_seq_req; /* socket path: next expected TCP sequence number */
 	__u32 next_seq_rep;
-	__u64 sock;	    /* syscall path: struct sock * the fd pointed to */
-	__u32 req_seq;	    /* requests pushed to pending[] */
-	__u32 rep_seq;	    /* replies matched */
+	__u64 sock;    /* syscall path: struct sock * the fd pointed to */
+	__u32 req_seq; /* requests pushed to pending[] */
+	__u32 rep_seq; /* replies matched */
 	__u64 first_key_hash;
-	__u64 cmd_cache_hash; /* last command looked up in ks_cmds, and its spec */
+	__u32 first_key_slot;  /* ks_keys index of the current command's first key ... */
+	__u32 first_key_epoch; /* ... in this epoch */
+	__u64 cmd_cache_hash;  /* last command looked up in ks_cmds, and its spec */
 	struct ks_cmd_spec cmd_cache;
-	__u32 proto; /* enum ks_proto of the target */
-	__u32 drops_in_row; /* enforcement: request segments dropped in a row */
-	__u32 conn_pick;    /* enforcement: this connection's place in the shedding rotation */
+	__u32 proto;		/* enum ks_proto of the target */
+	__u32 drops_in_row;	/* enforcement: request segments dropped in a row */
+	__u32 conn_pick;	/* enforcement: this connection's place in the shedding rotation */
 	__u32 dry_drops_in_row; /* dry run: segments that would have been dropped in a row */
-	__u32 hole_slot; /* enforcement: 1 + ks_rule_stats slot of the rule that made the hole */
-	__u64 dry_stall_until; /* dry run: until when a real drop would still be stalling this connection */
-	__u8 caddr[16];	    /* socket path: the client's address (zero on the syscall path) */
+	__u32 hole_slot;	/* enforcement: 1 + ks_rule_stats slot of the rule that made the hole */
+	__u64 dry_stall_until;	/* dry run: until when a real drop would still be stalling this connection */
+	__u8 caddr[16];		/* socket path: the client's address (zero on the syscall path) */
 	struct ks_pending pending[KS_PENDING];
 };
 
@@ -89,16 +93,17 @@ struct ks_judge_args {
 	__u8 force;  /* the capped pass: charge every match, drop nothing */
 	__u8 n_charged;
 	__u8 _pad[6];
-	struct ks_rule_key dropper;  /* the enforcing rule that asked for the drop */
-	struct ks_rule_key dry_rule; /* the first dry-run rule that would have dropped */
+	struct ks_rule_key dropper;		    /* the enforcing rule that asked for the drop */
+	struct ks_rule_key dry_rule;		    /* the first dry-run rule that would have dropped */
 	struct ks_rule_key charged[KS_MAX_REFUNDS]; /* enforcing throttles charged by this segment ... */
 	__u32 charges[KS_MAX_REFUNDS];		    /* ... and how many requests each */
 };
 
-/* Per-CPU scratch space: a window of payload and a key-stats template. */
+/* Per-CPU scratch space: a window of payload, and what judging needs. */
 struct ks_scratch {
 	struct ks_window win;
-	struct ks_key_stats init;
+	struct ks_flow_key fk;	  /* socket path: this segment's connection ... */
+	struct ks_target_key tk;  /* ... and its server */
 	struct ks_resp_req judge; /* enforcement: a throw-away copy of the request parser */
 	struct ks_judge_args judge_args;
 };
@@ -135,21 +140,24 @@ struct {
 	__type(value, __u32);
 } ks_target_protos SEC(".maps") __weak;
 
-/** Per-key statistics of the interval being filled (gen 0 / gen 1); the
- * daemon flips ks_config.gen and drains the other one. Size set at load. */
+/** The per-key table of both generations (see keyscope_abi.h); the daemon
+ * flips ks_config.gen, reads the other half through mmap and clears it.
+ * Sizes set at load from --max-keys. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct ks_key_ref);
-	__type(value, struct ks_key_stats);
-} ks_keys0 SEC(".maps") __weak;
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 2 * 2048);
+	__type(key, __u32);
+	__type(value, struct ks_key_bucket);
+} ks_key_tags SEC(".maps") __weak;
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct ks_key_ref);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 2 * 2048 * KS_KEY_WAYS);
+	__type(key, __u32);
 	__type(value, struct ks_key_stats);
-} ks_keys1 SEC(".maps") __weak;
+} ks_keys SEC(".maps") __weak;
 
 /** Per-target counters, indexed gen * KS_MAX_TARGETS + target. */
 struct {

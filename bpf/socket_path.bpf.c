@@ -50,8 +50,8 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	struct ks_flow_key fk = {};
-	struct ks_target_key tk = {};
+	struct ks_flow_key *fk;
+	struct ks_target_key *tk;
 	struct ks_chunk ck = {};
 	struct ks_target_val *tv;
 	struct ks_counters *cnt;
@@ -63,6 +63,15 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 	__u16 sport, dport;
 	__s32 diff;
 
+	/* the connection and target keys live in the per-CPU scratch: the
+	 * stack is needed for the walk's call chain (512 bytes in all) */
+	scr = bpf_map_lookup_elem(&ks_scratch, &zero);
+	if (!scr)
+		return KS_PASS;
+	fk = &scr->fk;
+	tk = &scr->tk;
+	__builtin_memset(fk, 0, sizeof(*fk));
+	__builtin_memset(tk, 0, sizeof(*tk));
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = data + ETH_HLEN;
 
@@ -72,8 +81,8 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 			return KS_PASS; /* fragments: not parsed */
 		l4_off = ETH_HLEN + ip->ihl * 4;
 		ip_payload = bpf_ntohs(ip->tot_len) - ip->ihl * 4;
-		ks_addr4(fk.caddr, dir == KS_DIR_REQ ? ip->saddr : ip->daddr);
-		ks_addr4(fk.saddr, dir == KS_DIR_REQ ? ip->daddr : ip->saddr);
+		ks_addr4(fk->caddr, dir == KS_DIR_REQ ? ip->saddr : ip->daddr);
+		ks_addr4(fk->saddr, dir == KS_DIR_REQ ? ip->daddr : ip->saddr);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = data + ETH_HLEN;
 
@@ -81,8 +90,8 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 			return KS_PASS; /* extension headers: not parsed */
 		l4_off = ETH_HLEN + sizeof(*ip6);
 		ip_payload = bpf_ntohs(ip6->payload_len);
-		__builtin_memcpy(fk.caddr, dir == KS_DIR_REQ ? &ip6->saddr : &ip6->daddr, 16);
-		__builtin_memcpy(fk.saddr, dir == KS_DIR_REQ ? &ip6->daddr : &ip6->saddr, 16);
+		__builtin_memcpy(fk->caddr, dir == KS_DIR_REQ ? &ip6->saddr : &ip6->daddr, 16);
+		__builtin_memcpy(fk->saddr, dir == KS_DIR_REQ ? &ip6->daddr : &ip6->saddr, 16);
 	} else {
 		return KS_PASS;
 	}
@@ -93,12 +102,12 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 		return KS_PASS;
 	sport = th->source;
 	dport = th->dest;
-	fk.cport = dir == KS_DIR_REQ ? sport : dport;
-	fk.sport = dir == KS_DIR_REQ ? dport : sport;
+	fk->cport = dir == KS_DIR_REQ ? sport : dport;
+	fk->sport = dir == KS_DIR_REQ ? dport : sport;
 
-	__builtin_memcpy(tk.addr, fk.saddr, 16);
-	tk.port = fk.sport;
-	tv = ks_find_target(&tk);
+	__builtin_memcpy(tk->addr, fk->saddr, 16);
+	tk->port = fk->sport;
+	tv = ks_find_target(tk);
 	if (!tv)
 		return KS_PASS; /* not a target: costs a header parse and one lookup */
 
@@ -113,14 +122,13 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 		return KS_PASS;
 	gen = cfg->gen & 1;
 	cnt = ks_counters_get(gen, tv->id);
-	scr = bpf_map_lookup_elem(&ks_scratch, &zero);
-	if (!cnt || !scr)
+	if (!cnt)
 		return KS_PASS;
 
-	f = bpf_map_lookup_elem(&ks_flows, &fk);
+	f = bpf_map_lookup_elem(&ks_flows, fk);
 	if (th->rst) {
 		if (f)
-			bpf_map_delete_elem(&ks_flows, &fk);
+			bpf_map_delete_elem(&ks_flows, fk);
 		return KS_PASS;
 	}
 	if (!f || (th->syn && dir == KS_DIR_REQ)) {
@@ -129,23 +137,23 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 		if (!f && payload_len == 0 && !th->syn)
 			return KS_PASS;
 		if (th->syn && !th->ack && dir == KS_DIR_REQ && (cfg->rule_kinds & KS_RK_CONN)) {
-			ks_walk_init(&ck.w, NULL, scr, cnt, gen);
-			if (ks_judge_syn(&ck.w, cfg, tv->id, fk.caddr) == KS_DROP)
+			ks_walk_init(&ck.w, NULL, scr, cnt, cfg);
+			if (ks_judge_syn(&ck.w, cfg, tv->id, fk->caddr) == KS_DROP)
 				return KS_DROP; /* the client retries its SYN */
 		}
 		tmpl = bpf_map_lookup_elem(&ks_zero_flow, &zero);
 		if (!tmpl)
 			return KS_PASS;
 		/* a new connection, or a reused 4-tuple: start from zero */
-		bpf_map_update_elem(&ks_flows, &fk, tmpl, BPF_ANY);
-		f = bpf_map_lookup_elem(&ks_flows, &fk);
+		bpf_map_update_elem(&ks_flows, fk, tmpl, BPF_ANY);
+		f = bpf_map_lookup_elem(&ks_flows, fk);
 		if (!f) {
 			cnt->flow_full++;
 			return KS_PASS;
 		}
 		f->target = tv->id;
 		f->conn_pick = bpf_get_prandom_u32();
-		__builtin_memcpy(f->caddr, fk.caddr, 16);
+		__builtin_memcpy(f->caddr, fk->caddr, 16);
 		ks_flow_set_proto(f);
 		if (!th->syn) {
 			/* joined mid-stream: wait for a segment that starts a message */
@@ -210,13 +218,13 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 		cnt->seq_retrans++;
 		ck.off += -diff;
 	}
-	ks_walk_init(&ck.w, f, scr, cnt, gen);
+	ks_walk_init(&ck.w, f, scr, cnt, cfg);
 	ck.w.watching = cfg->watching;
 	if (dir == KS_DIR_REQ && diff <= 0 && (cfg->rule_kinds & KS_RK_RULES)) {
 		/* before anything is counted or the sequence advances: a dropped
 		 * segment comes back as new bytes and is judged again (only its
 		 * new bytes, when it overlaps what went through before) */
-		if (ks_judge_segment(&ck.w, cfg, skb, ck.off, payload_off + payload_len, fk.caddr, fk.cport) ==
+		if (ks_judge_segment(&ck.w, cfg, skb, ck.off, payload_off + payload_len, fk->caddr, fk->cport) ==
 		    KS_DROP)
 			return KS_DROP;
 	}
@@ -233,7 +241,7 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 	ks_walk_chunk(&ck, 1);
 out:
 	if ((f->flags & (KS_FLOWF_FIN_REQ | KS_FLOWF_FIN_REP)) == (KS_FLOWF_FIN_REQ | KS_FLOWF_FIN_REP))
-		bpf_map_delete_elem(&ks_flows, &fk);
+		bpf_map_delete_elem(&ks_flows, fk);
 	return KS_PASS;
 }
 

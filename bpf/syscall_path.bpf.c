@@ -159,9 +159,10 @@ int BPF_PROG(ks_sys_exit, struct pt_regs *regs, long ret)
 	struct ks_sys_flow_key fk;
 	struct ks_sys_walk sw = {};
 	struct ks_counters *cnt;
+	struct ks_config *cfg;
 	struct ks_scratch *scr;
 	struct ks_flow *f;
-	__u32 zero = 0, gen;
+	__u32 zero = 0;
 	long nr = regs->orig_ax;
 	int dir, vec = 0;
 
@@ -214,24 +215,18 @@ int BPF_PROG(ks_sys_exit, struct pt_regs *regs, long ret)
 	f = ks_sys_flow(&fk, 0);
 	if (!f || (f->flags & KS_SYSF_NOT_TARGET))
 		return 0;
-	gen = ks_current_gen();
-	cnt = ks_counters_get(gen, f->target);
+	cfg = bpf_map_lookup_elem(&ks_config, &zero);
+	if (!cfg)
+		return 0;
+	cnt = ks_counters_get(cfg->gen & 1, f->target);
 	scr = bpf_map_lookup_elem(&ks_scratch, &zero);
 	if (!cnt || !scr)
 		return 0;
-	ks_walk_init(&sw.ck.w, f, scr, cnt, gen);
+	ks_walk_init(&sw.ck.w, f, scr, cnt, cfg);
 	sw.ck.dir = dir;
 	sw.iov = vec ? (struct iovec *)regs->si : NULL;
 	sw.buf = (void *)regs->si;
 	sw.iovcnt = vec ? regs->dx : 1;
-	if (nr == KS_NR_SENDMSG || nr == KS_NR_RECVMSG) {
-		struct user_msghdr mh;
-
-		if (bpf_probe_read_user(&mh, sizeof(mh), (void *)regs->si))
-			return 0;
-		sw.iov = mh.msg_iov;
-		sw.iovcnt = mh.msg_iovlen;
-	}
 	if (nr == KS_NR_SENDMSG || nr == KS_NR_RECVMSG) {
 		struct user_msghdr mh;
 

@@ -12,8 +12,8 @@
 
 struct ks_chunk {
 	struct ks_walk w;
-	void *src;  /* struct __sk_buff * or a user buffer */
-	__u32 off;  /* next byte to walk, as an offset into src */
+	void *src; /* struct __sk_buff * or a user buffer */
+	__u32 off; /* next byte to walk, as an offset into src */
 	__u32 end;
 	int dir;
 };

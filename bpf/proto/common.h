@@ -44,9 +44,9 @@ static __always_inline __u64 ks_fnv_byte(__u64 h, __u8 c)
 static __always_inline __u64 ks_key_hash_finish(__u64 h, __u32 len)
 {
 	if (len > KS_KEY_HASH_MAX)
-		h = ks_fnv_byte(ks_fnv_byte(ks_fnv_byte(ks_fnv_byte(h, len & 0xff), (len >> 8) & 0xff),
-					    (len >> 16) & 0xff),
-				(len >> 24) & 0xff);
+		h = ks_fnv_byte(
+			ks_fnv_byte(ks_fnv_byte(ks_fnv_byte(h, len & 0xff), (len >> 8) & 0xff), (len >> 16) & 0xff),
+			(len >> 24) & 0xff);
 	return h;
 }
 
@@ -80,7 +80,7 @@ static __always_inline int ks_digit(__u32 *num, __u8 c, __u32 max)
 #define KS_SCRATCH 1024
 #endif
 #define KS_WIN_MASK (KS_SCRATCH - 1)
-#define KS_WIN_AT(buf, i) ((buf)[(i) & KS_WIN_MASK])
+#define KS_WIN_AT(buf, i) ((buf)[(i)&KS_WIN_MASK])
 
 /* The bytes a step looks at: one copied window of a chunk. */
 struct ks_window {

@@ -52,8 +52,8 @@
 /* The first 8 bytes of a token, packed little-endian: "get" is
  * KS_MC_W('g', 'e', 't', 0, 0, 0, 0, 0). Longer words compare their first 8
  * bytes and their length. */
-#define KS_MC_W(a, b, c, d, e, f, g, h)                                                                 \
-	((__u64)(a) | ((__u64)(b) << 8) | ((__u64)(c) << 16) | ((__u64)(d) << 24) | ((__u64)(e) << 32) | \
+#define KS_MC_W(a, b, c, d, e, f, g, h)                                                                                \
+	((__u64)(a) | ((__u64)(b) << 8) | ((__u64)(c) << 16) | ((__u64)(d) << 24) | ((__u64)(e) << 32) |               \
 	 ((__u64)(f) << 40) | ((__u64)(g) << 48) | ((__u64)(h) << 56))
 
 /* What a token is for; decided when its first byte is seen. */
@@ -93,8 +93,8 @@ enum ks_mc_cmd {
 	KS_MC_CMD_MG,	/* mg <key> <flag>* */
 	KS_MC_CMD_ME,	/* me <key> [b] */
 	/* writes followed by a data block: KS_CMD_WRITE */
-	KS_MC_CMD_SET,	   /* set <key> <flags> <exptime> <bytes> [noreply] */
-	KS_MC_CMD_ADD,	   /* add, replace, append, prepend: as set */
+	KS_MC_CMD_SET, /* set <key> <flags> <exptime> <bytes> [noreply] */
+	KS_MC_CMD_ADD, /* add, replace, append, prepend: as set */
 	KS_MC_CMD_REPLACE,
 	KS_MC_CMD_APPEND,
 	KS_MC_CMD_PREPEND,
@@ -243,8 +243,8 @@ static __always_inline int ks_mc_cmd_is_meta(__u8 cmd)
  * last token of every non-retrieval, non-meta command)? */
 static __always_inline int ks_mc_cmd_noreply_ok(__u8 cmd)
 {
-	return !(cmd >= KS_MC_CMD_GET && cmd <= KS_MC_CMD_ME) && !ks_mc_cmd_is_meta(cmd) &&
-	       cmd != KS_MC_CMD_VERSION && cmd != KS_MC_CMD_STATS && cmd != KS_MC_CMD_WATCH;
+	return !(cmd >= KS_MC_CMD_GET && cmd <= KS_MC_CMD_ME) && !ks_mc_cmd_is_meta(cmd) && cmd != KS_MC_CMD_VERSION &&
+	       cmd != KS_MC_CMD_STATS && cmd != KS_MC_CMD_WATCH;
 }
 
 /* Only get and gets lines may exceed KS_MC_MAX_LINE (large multi-gets). */
@@ -290,9 +290,9 @@ enum ks_mc_rq_state {
 #define KS_MC_RQF_OPAQUE 4  /* meta O flag: st->opaque holds its hash */
 #define KS_MC_RQF_DATA 8    /* a data block of st->data_len bytes followed the line */
 /* parser-internal */
-#define KS_MC_RQF_STRICT 16 /* after a resync: the line must name a known command */
-#define KS_MC_RQF_BIN 32    /* the previous chunk was binary: failures are silent */
-#define KS_MC_RQF_LASTNR 64 /* the last token so far is "noreply" */
+#define KS_MC_RQF_STRICT 16   /* after a resync: the line must name a known command */
+#define KS_MC_RQF_BIN 32      /* the previous chunk was binary: failures are silent */
+#define KS_MC_RQF_LASTNR 64   /* the last token so far is "noreply" */
 #define KS_MC_RQF_HAVELEN 128 /* the data length token was seen */
 
 struct ks_mc_req {
@@ -312,9 +312,9 @@ struct ks_mc_req {
 	__u32 nkeys;	 /* keys in the current command so far */
 	__u32 run;	 /* window step scratch: see ks_mc_reload() */
 	__u32 _pad1;
-	__u64 word;	 /* first 8 bytes of the current token, packed */
-	__u64 hash;	 /* FNV-1a of the command name (upper-cased) or of a key */
-	__u64 opaque;	 /* FNV-1a of the meta O flag's value (KS_MC_RQF_OPAQUE) */
+	__u64 word;   /* first 8 bytes of the current token, packed */
+	__u64 hash;   /* FNV-1a of the command name (upper-cased) or of a key */
+	__u64 opaque; /* FNV-1a of the meta O flag's value (KS_MC_RQF_OPAQUE) */
 	__u8 key[KS_KEY_MAX];
 };
 
@@ -719,15 +719,15 @@ struct ks_mc_rep {
 	__u16 flags;
 	__u8 kind; /* enum ks_mc_rp_kind of the current line / the reply */
 	__u8 _pad0[3];
-	__u32 tok;	   /* index of the current token on the line */
-	__u32 tok_len;	   /* bytes of the current token */
-	__u32 line_len;	   /* bytes of the current line so far */
-	__u32 num;	   /* data length being parsed */
-	__u32 data_left;   /* data block bytes still to skip */
-	__u32 value_len;   /* data length of the last VALUE / VA line (KS_EV_VALUE) */
-	__u32 hits;	   /* VALUE / VA blocks in the reply */
-	__u32 key_len;	   /* length of the key in key_hash */
-	__u32 run;	   /* window step scratch: see ks_mc_reload() */
+	__u32 tok;	 /* index of the current token on the line */
+	__u32 tok_len;	 /* bytes of the current token */
+	__u32 line_len;	 /* bytes of the current line so far */
+	__u32 num;	 /* data length being parsed */
+	__u32 data_left; /* data block bytes still to skip */
+	__u32 value_len; /* data length of the last VALUE / VA line (KS_EV_VALUE) */
+	__u32 hits;	 /* VALUE / VA blocks in the reply */
+	__u32 key_len;	 /* length of the key in key_hash */
+	__u32 run;	 /* window step scratch: see ks_mc_reload() */
 	__u32 _pad1;
 	__u64 word;	   /* first 8 bytes of the line's first token, packed */
 	__u64 hash;	   /* running FNV-1a of the current key or opaque token */
@@ -957,8 +957,8 @@ static __always_inline int ks_mc_rep_set_kind(struct ks_mc_rep *rp)
 	if (kind == KS_MC_RK_NONE)
 		return ks_mc_rep_fail(rp);
 	/* a multi-line reply goes on with its own lines, or ends */
-	if ((rp->flags & KS_MC_RPF_MULTI) && kind != KS_MC_RK_VALUE && kind != KS_MC_RK_STAT &&
-	    kind != KS_MC_RK_END && !ks_mc_rep_is_error(kind))
+	if ((rp->flags & KS_MC_RPF_MULTI) && kind != KS_MC_RK_VALUE && kind != KS_MC_RK_STAT && kind != KS_MC_RK_END &&
+	    !ks_mc_rep_is_error(kind))
 		return ks_mc_rep_fail(rp);
 	if (rp->flags & KS_MC_RPF_STRICT) {
 		/* a chunk start could be inside a value: accept only known words */
@@ -1322,8 +1322,7 @@ static __always_inline int ks_mc_req_token_run(struct ks_mc_req *st, const __u8 
 
 /* In a data block (or at its CRLF) at p: skip what the window holds of it
  * and finish the command when its CRLF follows in the window. */
-static __always_inline __u32 ks_mc_req_data_run(struct ks_mc_req *st, const __u8 *buf, __u32 p, __u32 len,
-						int *ev)
+static __always_inline __u32 ks_mc_req_data_run(struct ks_mc_req *st, const __u8 *buf, __u32 p, __u32 len, int *ev)
 {
 	__u32 n = ks_min_u32(st->data_left, len - p);
 
@@ -1451,8 +1450,7 @@ static __always_inline int ks_mc_rep_token_run(struct ks_mc_rep *rp, const __u8 
 	return 1;
 }
 
-static __always_inline __u32 ks_mc_rep_data_run(struct ks_mc_rep *rp, const __u8 *buf, __u32 p, __u32 len,
-						int *ev)
+static __always_inline __u32 ks_mc_rep_data_run(struct ks_mc_rep *rp, const __u8 *buf, __u32 p, __u32 len, int *ev)
 {
 	__u32 n = ks_min_u32(rp->data_left, len - p);
 
@@ -1487,8 +1485,8 @@ static __always_inline __u32 ks_mc_text_extent(const __u8 *buf, __u32 pos, __u32
 
 /* The line's CR or LF was at pos + used - 1 (counted): finish the line and
  * take a data block that follows inside the window. */
-static __always_inline __u32 ks_mc_rep_eol(struct ks_mc_rep *rp, const __u8 *buf, __u32 pos, __u32 used,
-					   __u32 len, __u8 c, int e, int *ev)
+static __always_inline __u32 ks_mc_rep_eol(struct ks_mc_rep *rp, const __u8 *buf, __u32 pos, __u32 used, __u32 len,
+					   __u8 c, int e, int *ev)
 {
 	if (c == '\r') {
 		rp->state = KS_MC_RP_LF;

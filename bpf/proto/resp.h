@@ -356,17 +356,17 @@ enum ks_rp_state {
 #define KS_RPF_PUSH 4	  /* RESP3 push: not a reply to a request */
 #define KS_RPF_TOPSET 8	  /* the reply's own type has been seen */
 /* parser-internal */
-#define KS_RPF_NEG 16	 /* '-' sign on the number being parsed */
-#define KS_RPF_DIGIT 32	 /* a digit was seen */
-#define KS_RPF_STRICT 64 /* after a resync: the chunk must start a reply */
+#define KS_RPF_NEG 16	   /* '-' sign on the number being parsed */
+#define KS_RPF_DIGIT 32	   /* a digit was seen */
+#define KS_RPF_STRICT 64   /* after a resync: the chunk must start a reply */
 #define KS_RPF_ERRLINE 128 /* the current line is the reply's error text */
 
 struct ks_resp_rep {
 	__u8 state;
 	__u8 type; /* type byte of the current element */
 	__u8 flags;
-	__u8 errlen;	   /* bytes of the error line captured in errhead */
-	__u32 remaining;   /* elements of the current reply not yet started */
+	__u8 errlen;	 /* bytes of the error line captured in errhead */
+	__u32 remaining; /* elements of the current reply not yet started */
 	__u32 num;
 	__u32 bulk_left;
 	__u64 value_bytes; /* payload bytes of blob strings in the reply */
@@ -430,7 +430,9 @@ static __always_inline __u32 ks_rep_number_done(struct ks_resp_rep *rp, __u32 av
 		return 0;
 	}
 	switch (rp->type) {
-	case '$': case '=': case '!':
+	case '$':
+	case '=':
+	case '!':
 		rp->bulk_left = n;
 		rp->value_bytes += n;
 		rp->state = n ? KS_RP_BULK : KS_RP_BULK_CR;
@@ -484,10 +486,23 @@ static __always_inline __u32 ks_rep_feed(struct ks_resp_rep *rp, __u8 c, __u32 a
 				rp->flags |= KS_RPF_PUSH;
 		}
 		switch (c) {
-		case '+': case '-': case ':': case '_': case ',': case '#': case '(':
+		case '+':
+		case '-':
+		case ':':
+		case '_':
+		case ',':
+		case '#':
+		case '(':
 			rp->state = KS_RP_LINE;
 			break;
-		case '$': case '=': case '!': case '*': case '%': case '~': case '>': case '|':
+		case '$':
+		case '=':
+		case '!':
+		case '*':
+		case '%':
+		case '~':
+		case '>':
+		case '|':
 			rp->state = KS_RP_NUM;
 			break;
 		default:
@@ -578,8 +593,7 @@ __u32 ks_rep_step(struct ks_resp_rep *rp, const struct ks_window *win, __u32 pos
 
 /* "<digits>\r\n" entirely inside the window: 1 and *num, *used (with CRLF);
  * 0 when it is not (or is not canonical): the byte path decides then. */
-static __always_inline int ks_win_number(const __u8 *buf, __u32 pos, __u32 len, __u32 max, __u32 *num,
-					 __u32 *used)
+static __always_inline int ks_win_number(const __u8 *buf, __u32 pos, __u32 len, __u32 max, __u32 *num, __u32 *used)
 {
 	__u64 n = 0;
 	__u32 i;
@@ -653,8 +667,7 @@ static __always_inline int ks_req_next_arg(struct ks_resp_req *st)
  * window (names and keys up to KS_TOKEN_RUN bytes, values of any length),
  * the argument too. Returns the bytes consumed, 0 if the byte path must do it.
  */
-static __always_inline __u32 ks_req_bulk_token(struct ks_resp_req *st, const __u8 *buf, __u32 pos, __u32 len,
-					       int *ev)
+static __always_inline __u32 ks_req_bulk_token(struct ks_resp_req *st, const __u8 *buf, __u32 pos, __u32 len, int *ev)
 {
 	__u32 num = 0, used = 0, p, i;
 	__u64 h;
@@ -757,8 +770,7 @@ KS_STEP_FN __u32 ks_req_step(struct ks_resp_req *st, const struct ks_window *win
 /* Up to KS_TOKEN_RUN bytes of a simple line; completes it when its CRLF is
  * in the window. Returns 0 when the byte path must look (window edge at the
  * first byte, a bare '\n'). */
-static __always_inline __u32 ks_rep_line_run(struct ks_resp_rep *rp, const __u8 *buf, __u32 pos, __u32 len,
-					     int *ev)
+static __always_inline __u32 ks_rep_line_run(struct ks_resp_rep *rp, const __u8 *buf, __u32 pos, __u32 len, int *ev)
 {
 	__u32 i;
 	__u8 c;
@@ -786,8 +798,7 @@ static __always_inline __u32 ks_rep_line_run(struct ks_resp_rep *rp, const __u8 
 }
 
 /* A length or count line ("-1" included) entirely in the window. */
-static __always_inline __u32 ks_rep_number_run(struct ks_resp_rep *rp, const __u8 *buf, __u32 pos, __u32 len,
-					       int *ev)
+static __always_inline __u32 ks_rep_number_run(struct ks_resp_rep *rp, const __u8 *buf, __u32 pos, __u32 len, int *ev)
 {
 	__u32 num = 0, used = 0, neg = 0;
 

@@ -230,6 +230,47 @@ TEST_CASE("syscall path counts every key of a known workload exactly", "[bpf][sy
     check_run("syscall");
 }
 
+TEST_CASE("a full key table: keys that fit stay exact, the rest is counted as unattributed", "[bpf]") {
+    const std::string probe = GENERATE("socket", "syscall");
+    INFO("probe " << probe);
+    RedisServer redis;
+    // 16 keys fit (2 buckets of 8 ways); one long interval holds the whole run
+    Daemon d({"--probe", probe, "--target", "redis://127.0.0.1:" + std::to_string(redis.port()), "--max-keys",
+              "16", "--interval", "60s", "--top", "1000", "--no-detect"});
+    constexpr int kKeys = 400, kRounds = 3;
+    {
+        RespClient c(redis.port());
+        for (int r = 0; r < kRounds; ++r)
+            for (int i = 0; i < kKeys; i += 16) {  // pipelined, within what replies are matched to
+                std::string batch;
+                for (int j = i; j < i + 16; ++j) batch += resp_command({"GET", "k:" + std::to_string(j)});
+                c.roundtrip(batch, 16);
+            }
+    }
+    int status = 0;
+    auto lines = d.stop(&status);
+    REQUIRE(!lines.empty());
+    const json& summary = lines.back();
+    REQUIRE(summary["type"] == "summary");
+    INFO(summary["total"].dump());
+    const json& total = summary["total"];
+    CHECK(total["requests"] == kKeys * kRounds);
+    CHECK(total["key_ops"] == kKeys * kRounds);
+    CHECK(total["key_map_full"] == true);
+    // a key either got a slot on its first request and kept it, or never did
+    std::uint64_t listed = 0;
+    for (const auto& k : summary["keys"]) {
+        INFO(k.dump());
+        CHECK(k["reads"] == kRounds);
+        CHECK(k["bytes_in"] == kRounds * resp_command({"GET", k["key"].get<std::string>()}).size());
+        CHECK(k["bytes_out"] == kRounds * std::string("$-1\r\n").size());
+        listed += k["reads"].get<std::uint64_t>();
+    }
+    CHECK(summary["keys"].size() == 16);  // 400 keys over 2 buckets fill both
+    CHECK(listed + total["unattributed"].get<std::uint64_t>() == kKeys * kRounds);
+    CHECK(total["other_key_ops"] == total["unattributed"]);
+}
+
 TEST_CASE("syscall path counts clients on a unix socket", "[bpf][syscall][unix]") {
     const std::string path = "/tmp/keyscope-test-" + std::to_string(getpid()) + ".sock";
     RedisServer redis(path);

@@ -7,10 +7,9 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <ctime>
 
 #include <cstdarg>
 #include <cstring>
@@ -92,8 +91,9 @@ Probes::Probes(const ProbeOptions& opts) {
     skel_ = keyscope_bpf__open();
     if (!skel_) throw Error("opening the BPF object failed: " + errno_text(errno));
     try {
-        bpf_map__set_max_entries(skel_->maps.ks_keys0, opts.max_keys);
-        bpf_map__set_max_entries(skel_->maps.ks_keys1, opts.max_keys);
+        key_buckets_ = (opts.max_keys + KS_KEY_WAYS - 1) / KS_KEY_WAYS;
+        bpf_map__set_max_entries(skel_->maps.ks_key_tags, 2 * key_buckets_);
+        bpf_map__set_max_entries(skel_->maps.ks_keys, 2 * key_buckets_ * KS_KEY_WAYS);
         bpf_map__set_max_entries(skel_->maps.ks_flows, opts.max_flows);
         bpf_map__set_max_entries(skel_->maps.ks_sys_flows, opts.max_flows);
         bool socket = opts.kind == ProbeKind::socket;
@@ -111,6 +111,7 @@ Probes::Probes(const ProbeOptions& opts) {
         if (err)
             throw Error("loading the BPF programs failed: " + errno_text(err) +
                         " (run with -v for the verifier log)");
+        map_key_table();
         fill_maps(opts);
         if (opts.bpf_stats) {
             stats_fd_ = bpf_enable_stats(BPF_STATS_RUN_TIME);
@@ -124,14 +125,47 @@ Probes::Probes(const ProbeOptions& opts) {
     } catch (...) {
         if (stats_fd_ >= 0) close(stats_fd_);
         for (int fd : links_) close(fd);
+        if (keys_) munmap(keys_, keys_len_);
+        if (key_tags_) munmap(key_tags_, key_tags_len_);
         keyscope_bpf__destroy(skel_);
         throw;
     }
 }
 
+void Probes::map_key_table() {
+    auto map = [](bpf_map* m, std::size_t len, const char* name) {
+        void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(m), 0);
+        if (p == MAP_FAILED)
+            throw Error(std::string("mapping the key table (") + name + ") failed: " + errno_text(errno) +
+                        " (try a smaller --max-keys)");
+        return p;
+    };
+    key_tags_len_ = sizeof(ks_key_bucket) * 2 * key_buckets_;
+    key_tags_ = map(skel_->maps.ks_key_tags, key_tags_len_, "tags");
+    keys_len_ = sizeof(ks_key_stats) * 2 * key_buckets_ * KS_KEY_WAYS;
+    keys_ = map(skel_->maps.ks_keys, keys_len_, "statistics");
+}
+
+KeyTableView Probes::key_table(std::uint32_t gen) const {
+    KeyTableView v;
+    std::size_t first = (gen & 1) * static_cast<std::size_t>(key_buckets_);
+    v.tags = static_cast<ks_key_bucket*>(key_tags_) + first;
+    v.stats = static_cast<ks_key_stats*>(keys_) + first * KS_KEY_WAYS;
+    v.buckets = key_buckets_;
+    return v;
+}
+
+void Probes::write_config(const char* what) {
+    std::uint32_t zero = 0;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ks_config), &zero, &config_, BPF_ANY))
+        throw Error(std::string(what) + " failed: " + errno_text(errno));
+}
+
 Probes::~Probes() {
     for (int fd : links_) close(fd);
     if (stats_fd_ >= 0) close(stats_fd_);
+    munmap(keys_, keys_len_);
+    munmap(key_tags_, key_tags_len_);
     keyscope_bpf__destroy(skel_);
 }
 
@@ -159,6 +193,8 @@ void Probes::set_target_pid(std::uint32_t id, int old_pid, int new_pid) {
 }
 
 void Probes::fill_maps(const ProbeOptions& opts) {
+    config_.key_buckets = key_buckets_;
+    write_config("configuring the key table");
     int cmds = bpf_map__fd(skel_->maps.ks_cmds);
     for (const auto& c : proto::redis_commands()) {
         std::uint64_t h = proto::command_hash(c.name);
@@ -226,27 +262,20 @@ void Probes::attach_syscalls() {
     points_.push_back("tp_btf sys_exit");
 }
 
-int Probes::keys_fd(std::uint32_t gen) const {
-    return bpf_map__fd(gen & 1 ? skel_->maps.ks_keys1 : skel_->maps.ks_keys0);
-}
-
 int Probes::counters_fd() const {
     return bpf_map__fd(skel_->maps.ks_counters);
 }
 
 void Probes::set_gen(std::uint32_t gen) {
-    std::uint32_t zero = 0;
     config_.gen = gen & 1;
-    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ks_config), &zero, &config_, BPF_ANY))
-        throw Error("switching the collection generation failed: " + errno_text(errno));
+    config_.epoch++;
+    write_config("switching the collection generation");
 }
 
 void Probes::set_enforcement(std::uint32_t rule_kinds, char delimiter) {
-    std::uint32_t zero = 0;
     config_.rule_kinds = rule_kinds;
     config_.delimiter = static_cast<std::uint8_t>(delimiter);
-    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ks_config), &zero, &config_, BPF_ANY))
-        throw Error("switching enforcement failed: " + errno_text(errno));
+    write_config("switching enforcement");
 }
 
 void Probes::set_watch(const std::vector<std::pair<std::uint64_t, std::uint32_t>>& keys) {
@@ -267,10 +296,8 @@ void Probes::set_watch(const std::vector<std::pair<std::uint64_t, std::uint32_t>
         std::uint32_t one = 1;
         if (bpf_map_update_elem(fd, &ref, &one, BPF_ANY) == 0) watched_.push_back({hash, target});
     }
-    std::uint32_t zero = 0;
     config_.watching = watched_.empty() ? 0 : 1;
-    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ks_config), &zero, &config_, BPF_ANY))
-        throw Error("switching client counting failed: " + errno_text(errno));
+    write_config("switching client counting");
 }
 
 std::vector<std::pair<ks_client_key, std::uint64_t>> Probes::drain_clients() {

@@ -24,13 +24,21 @@ const char* probe_name(ProbeKind kind);
 struct ProbeOptions {
     ProbeKind kind = ProbeKind::socket;
     std::vector<Target> targets;     // index = target id
-    std::uint32_t max_keys = 16384;  // entries per key map (two maps)
+    std::uint32_t max_keys = 16384;  // keys per interval (the table holds two intervals)
     std::uint32_t max_flows = 8192;  // connections tracked
     bool bpf_stats = false;          // have the kernel time the programs while we run (costs ~20 ns a run)
 };
 
 /// Checks what BPF needs before anything is loaded; throws a one-line Error.
 void check_bpf_prerequisites();
+
+/// One generation of the kernel's key table, mapped into this process:
+/// `buckets` buckets of KS_KEY_WAYS tags, and the statistics of each way.
+struct KeyTableView {
+    ks_key_bucket* tags = nullptr;
+    ks_key_stats* stats = nullptr;
+    std::uint32_t buckets = 0;
+};
 
 class Probes : public RuleSink {
 public:
@@ -39,8 +47,10 @@ public:
     Probes(const Probes&) = delete;
     Probes& operator=(const Probes&) = delete;
 
-    int keys_fd(std::uint32_t gen) const;
+    /// The key table half of generation `gen` (valid while this object lives).
+    KeyTableView key_table(std::uint32_t gen) const;
     int counters_fd() const;
+    /// The programs fill generation `gen` from now on (and a new epoch begins).
     void set_gen(std::uint32_t gen);
     /// A target's server now runs as `new_pid` (0: none yet): the syscall path
     /// follows the new process and forgets the old one's connections.
@@ -73,19 +83,25 @@ private:
     void fill_maps(const ProbeOptions& opts);
     void attach_tc(const ProbeOptions& opts);
     void attach_syscalls();
+    void map_key_table();
+    void write_config(const char* what);
 
     keyscope_bpf* skel_ = nullptr;
-    ks_config config_{};
-    std::vector<std::pair<std::uint64_t, std::uint32_t>>
-        watched_;  // gen and enforcement switches, written as one value
+    ks_config config_{};  // gen, epoch and enforcement switches, written as one value
+    std::vector<std::pair<std::uint64_t, std::uint32_t>> watched_;
     std::vector<int> links_;
     std::vector<std::string> points_;
-    int stats_fd_ = -1;
+    int stats_fd_ = -1;  // holds kernel BPF run-time statistics on while open
     struct TcHook {
         int ifindex, type;
         std::uint32_t prog_id;
     };
-    std::vector<TcHook> tc_hooks_;  // holds kernel BPF run-time statistics on while open
+    std::vector<TcHook> tc_hooks_;
+    std::uint32_t key_buckets_ = 0;  // per generation
+    void* key_tags_ = nullptr;       // mmap of ks_key_tags
+    std::size_t key_tags_len_ = 0;
+    void* keys_ = nullptr;  // mmap of ks_keys
+    std::size_t keys_len_ = 0;
 };
 
 }  // namespace keyscope

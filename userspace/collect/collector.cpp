@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "bpf/probes.hpp"
@@ -17,7 +18,6 @@ namespace {
 // BPF programs run to completion in microseconds; after the flip none can
 // still be writing the old generation once this much time has passed.
 constexpr auto kGenerationGrace = std::chrono::milliseconds(5);
-constexpr std::uint32_t kBatch = 1024;
 
 }  // namespace
 
@@ -41,39 +41,24 @@ Totals Collector::take_counters(std::uint32_t gen, std::uint32_t target) {
     return t;
 }
 
-void Collector::drain_keys(int fd, std::vector<KeyStats>& out) {
-    std::vector<ks_key_ref> keys(kBatch);
-    std::vector<ks_key_stats> vals(kBatch);
-    if (batch_ok_) {
-        // lookup-and-delete in batches: one syscall per kBatch keys
-        std::uint64_t token = 0;
-        bool first = true;
-        for (;;) {
-            __u32 count = kBatch;
-            LIBBPF_OPTS(bpf_map_batch_opts, opts);
-            int err = bpf_map_lookup_and_delete_batch(fd, first ? nullptr : &token, &token, keys.data(),
-                                                      vals.data(), &count, &opts);
-            int e = err ? errno : 0;
-            for (__u32 i = 0; i < count; ++i) out.push_back(KeyStats::from_bpf(keys[i], vals[i]));
-            first = false;
-            if (!err) continue;
-            if (e == ENOENT) return;
-            if (e == EINVAL || e == ENOTSUP || e == EOPNOTSUPP) {
-                spdlog::debug("batch map reads unsupported ({}), falling back to key-by-key", errno_text(e));
-                batch_ok_ = false;
-                break;
-            }
-            throw Error("draining the key map failed: " + errno_text(e));
+void Collector::drain_keys(std::uint32_t gen, std::vector<KeyStats>& out) {
+    // no program writes this half any more (see kGenerationGrace): read the
+    // claimed slots through the mapping, then zero them for its next turn
+    KeyTableView t = probes_.key_table(gen);
+    for (std::uint32_t b = 0; b < t.buckets; ++b) {
+        ks_key_bucket& bucket = t.tags[b];
+        bool used = false;
+        for (std::uint32_t w = 0; w < KS_KEY_WAYS; ++w) {
+            if (!bucket.tag[w]) continue;
+            used = true;
+            ks_key_stats& s = t.stats[static_cast<std::size_t>(b) * KS_KEY_WAYS + w];
+            ks_key_ref ref{};
+            ref.hash = s.hash;
+            ref.target = s.target;
+            out.push_back(KeyStats::from_bpf(ref, s));
+            std::memset(&s, 0, sizeof s);
         }
-    }
-    // fallback: iterate, read, delete
-    ks_key_ref cur{}, next{};
-    ks_key_stats val{};
-    while (bpf_map_get_next_key(fd, nullptr, &next) == 0) {
-        cur = next;
-        if (bpf_map_lookup_and_delete_elem(fd, &cur, &val) == 0 ||
-            (bpf_map_lookup_elem(fd, &cur, &val) == 0 && bpf_map_delete_elem(fd, &cur) == 0))
-            out.push_back(KeyStats::from_bpf(cur, val));
+        if (used) std::memset(&bucket, 0, sizeof bucket);
     }
 }
 
@@ -85,7 +70,7 @@ IntervalData Collector::collect() {
     IntervalData d;
     d.per_target.resize(ntargets_);
     for (std::uint32_t t = 0; t < ntargets_; ++t) d.per_target[t] = take_counters(old, t);
-    drain_keys(probes_.keys_fd(old), d.keys);
+    drain_keys(old, d.keys);
     return d;
 }
 

@@ -18,14 +18,13 @@ public:
     IntervalData collect();
 
 private:
-    void drain_keys(int fd, std::vector<KeyStats>& out);
+    void drain_keys(std::uint32_t gen, std::vector<KeyStats>& out);
     Totals take_counters(std::uint32_t gen, std::uint32_t target);
 
     Probes& probes_;
     std::size_t ntargets_;
     std::uint32_t gen_ = 0;
     int ncpu_;
-    bool batch_ok_ = true;
 };
 
 }  // namespace keyscope
