@@ -83,11 +83,13 @@ std::vector<EntitySample> roll_up(const IntervalData& data, const PrefixRules& r
     using Id = std::tuple<EntityKind, std::uint32_t, std::string>;
     std::map<Id, EntitySample> groups;
     auto group = [&](EntityKind kind, std::uint32_t target, std::string name) -> EntitySample& {
-        auto& e = groups[{kind, target, name}];
-        e.kind = kind;
-        e.target = target;
-        e.name = std::move(name);
-        return e;
+        auto [it, fresh] = groups.try_emplace(Id{kind, target, name});
+        if (fresh) {  // most calls find their group: name it once
+            it->second.kind = kind;
+            it->second.target = target;
+            it->second.name = std::move(name);
+        }
+        return it->second;
     };
     for (const auto& k : data.keys) {
         EntitySample e;
