@@ -83,24 +83,23 @@ struct SnapshotBuilder {
     const std::vector<Target>& targets;
     const ReportContext& report;
     const HotspotContext& hot;
-    const PrefixRules& prefixes;
     std::size_t keys_n;
     std::vector<Totals> totals;
     std::vector<LatencyHistogram> lat;
 
-    Snapshot build(const IntervalData& d, double ts, double secs, const std::vector<HotspotEvent>& active) {
+    /// `samples` and `server_lat` are the interval rolled up (roll_up(d, prefixes, &server_lat)).
+    Snapshot build(const IntervalData& d, const std::vector<EntitySample>& samples,
+                   const std::vector<LatencyHistogram>& server_lat, double ts, double secs,
+                   const std::vector<HotspotEvent>& active) {
         Snapshot s;
         s.ts = ts;
         s.interval_s = secs;
         totals.resize(targets.size());
         lat.resize(targets.size());
         std::vector<LatencyHistogram> lat_now(targets.size());
-        for (const auto& k : d.keys) {
-            if (k.target >= targets.size()) continue;
-            for (std::size_t b = 0; b < k.lat.size(); ++b) {
-                lat[k.target][b] += k.lat[b];
-                lat_now[k.target][b] += k.lat[b];
-            }
+        for (std::size_t t = 0; t < targets.size() && t < server_lat.size(); ++t) {
+            lat_now[t] = server_lat[t];
+            for (std::size_t b = 0; b < lat[t].size(); ++b) lat[t][b] += server_lat[t][b];
         }
         for (std::size_t t = 0; t < targets.size(); ++t) {
             if (t < d.per_target.size()) totals[t] += d.per_target[t];
@@ -149,7 +148,7 @@ struct SnapshotBuilder {
             same->p50_us = quantile_us(same->lat, 0.5);
             same->p99_us = quantile_us(same->lat, 0.99);
         }
-        for (const auto& e : roll_up(d, prefixes)) {
+        for (const auto& e : samples) {
             if (e.kind != EntityKind::prefix && e.kind != EntityKind::slot) continue;
             EntityRow r;
             r.server = e.target < targets.size() ? targets[e.target].server() : "?";
@@ -159,7 +158,7 @@ struct SnapshotBuilder {
             r.errors = e.errors;
             r.bytes_out = e.bytes_out;
             r.max_value_bytes = e.max_value;
-            r.p99_us = quantile_us(e.lat, 0.99);
+            r.p99_us = e.p99_us;
             (e.kind == EntityKind::prefix ? s.prefixes : s.slots).push_back(std::move(r));
         }
         auto busiest = [](const EntityRow& a, const EntityRow& b) {
@@ -228,9 +227,8 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
     KeyFormatter fmt(opts.redact, opts.detect_config.prefixes.delimiter);
     ReportContext ctx{targets, fmt, opts.top};
     HotspotContext hot{targets, fmt};
-    SnapshotBuilder snapshots{
-        targets, ctx, hot, opts.detect_config.prefixes, hooks.snapshot_keys ? hooks.snapshot_keys : opts.top,
-        {},      {}};
+    SnapshotBuilder snapshots{targets, ctx, hot, hooks.snapshot_keys ? hooks.snapshot_keys : opts.top,
+                              {},      {}};
     SnapshotBoard own_board;
     SnapshotBoard& board = embedded ? *hooks.board : own_board;
     const double started = now_unix();
@@ -291,7 +289,9 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
     const auto start = clock::now();
     auto last = start;
     auto next = start + opts.interval;
-    KeyTable cumulative;
+    // the summary's keys: twice what one interval can hold, then the busier half stays
+    KeyTable cumulative(2 * static_cast<std::size_t>(opts.max_keys));
+    IntervalData interval;
     IntervalData summary;
     summary.per_target.resize(targets.size());
 
@@ -386,15 +386,19 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
 
     auto take = [&](clock::time_point at) {
         follow_restarts();
-        IntervalData d = collector.collect();
+        IntervalData& d = interval;  // reused: its buffers keep their size from interval to interval
+        collector.collect(d);
         cumulative.name_keys(d.keys);
         for (const auto& k : d.keys) cumulative.add(k);
         for (std::size_t i = 0; i < d.per_target.size(); ++i) summary.per_target[i] += d.per_target[i];
         double secs = std::chrono::duration<double>(at - last).count();
         last = at;
         const double ts = now_unix();
+        // one roll-up into prefixes, slots and servers serves the detector and the views
+        std::vector<LatencyHistogram> server_lat;
+        const auto samples = roll_up(d, opts.detect_config.prefixes, &server_lat);
         std::vector<HotspotEvent> events;
-        if (opts.detect) events = detector.observe(d, ts, secs);
+        if (opts.detect) events = detector.observe(samples, ts, secs);
         auto active = detector.active();
         // who drives each hot key: counted in the kernel for the keys watched last interval
         KeyClients key_clients;
@@ -457,7 +461,7 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
             if (opts.output == OutputFormat::json) emit(opts, hotspot_json(ev, hot), "");
         }
         report_mitigations(ts);
-        Snapshot snap = snapshots.build(d, ts, secs, active);
+        Snapshot snap = snapshots.build(d, samples, server_lat, ts, secs, active);
         for (auto& row : snap.keys) {
             auto c = shown_clients.find({row.server, row.key});
             if (c != shown_clients.end()) row.clients = c->second;
@@ -476,7 +480,8 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
         if (opts.duration.count() > 0) deadline = std::min(deadline, start + opts.duration);
         while (!stopping() && clock::now() < deadline) {
             commands.serve(handle_command);
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            // requests wake the loop at once; signals only set a flag, looked at this often
+            commands.wait_until(std::min(deadline, clock::now() + std::chrono::milliseconds(100)));
         }
         auto now = clock::now();
         stop = stopping() || (opts.duration.count() > 0 && now >= start + opts.duration);
@@ -487,6 +492,7 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
     summary.keys = cumulative.all();
     double secs = std::chrono::duration<double>(clock::now() - start).count();
     auto j = interval_json("summary", now_unix(), secs, summary, ctx);
+    j["forgotten_keys"] = cumulative.forgotten();
     if (opts.detect) j["hotspots"] = hotspot_summary_json(detector.active(), hot);
     if (!embedded) emit(opts, j, interval_text("summary", secs, summary, ctx));
     return 0;

@@ -257,7 +257,11 @@ TEST_CASE("roll_up: exact per-entity sums over two targets", "[entities]") {
     d.keys = {u1, u2, counter, unnamed, t1u1, fing, fers, trunc_plain, trunc_tag};
 
     PrefixRules rules;
-    auto out = roll_up(d, rules);
+    std::vector<keyscope::LatencyHistogram> server_lat;
+    auto out = roll_up(d, rules, &server_lat);
+    keyscope::LatencyHistogram merged{};  // u1 + u2
+    merged[ks_lat_bucket(2000)] = 13;
+    merged[ks_lat_bucket(1000000)] = 4;
 
     SECTION("one key sample per key, in input order, first") {
         REQUIRE(count(out, EntityKind::key) == d.keys.size());
@@ -275,7 +279,10 @@ TEST_CASE("roll_up: exact per-entity sums over two targets", "[entities]") {
             CHECK(s.bytes_out == d.keys[i].bytes_out);
             CHECK(s.max_value == d.keys[i].max_value);
             CHECK(s.requests == d.keys[i].ops());
-            CHECK(s.lat == d.keys[i].lat);
+            std::uint64_t n = 0;
+            for (auto c : d.keys[i].lat) n += c;
+            CHECK(s.lat_n == n);
+            CHECK(s.p99_us == keyscope::quantile_us(d.keys[i].lat, 0.99));
         }
         CHECK(out.size() == d.keys.size() + count(out, EntityKind::prefix) + count(out, EntityKind::slot) +
                                 count(out, EntityKind::server));
@@ -291,8 +298,10 @@ TEST_CASE("roll_up: exact per-entity sums over two targets", "[entities]") {
         CHECK(p0->bytes_out == 400);
         CHECK(p0->max_value == 200);
         CHECK(p0->requests == 17);
-        CHECK(p0->lat[ks_lat_bucket(2000)] == 13);
-        CHECK(p0->lat[ks_lat_bucket(1000000)] == 4);
+        // 13 operations near 2 us and 4 near 1 ms: the p99 is in the 1 ms bucket
+        CHECK(p0->lat_n == 17);
+        CHECK(p0->p99_us == keyscope::quantile_us(merged, 0.99));
+        CHECK(p0->p99_us > 900);
         CHECK(p0->hash == 0);
         CHECK_FALSE(p0->truncated);
 
@@ -360,8 +369,13 @@ TEST_CASE("roll_up: exact per-entity sums over two targets", "[entities]") {
         CHECK(s0->max_value == 1000);
         CHECK(s0->requests == 100);  // not the 31 key operations: keyless commands count too
         CHECK(s0->errors == 7);      // from the totals, not the key sum (6)
-        CHECK(s0->lat[ks_lat_bucket(2000)] == 13);
-        CHECK(s0->lat[ks_lat_bucket(1000000)] == 4);
+        CHECK(s0->lat_n == 17);
+        CHECK(s0->p99_us == keyscope::quantile_us(merged, 0.99));
+        // each target's histogram over all its keys, for the views
+        REQUIRE(server_lat.size() == 3);
+        CHECK(server_lat[0] == merged);
+        CHECK(server_lat[1] == keyscope::LatencyHistogram{});
+        CHECK(server_lat[2] == keyscope::LatencyHistogram{});
 
         const auto* s1 = find(out, EntityKind::server, 1, "");
         REQUIRE(s1);

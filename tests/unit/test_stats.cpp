@@ -718,3 +718,46 @@ TEST_CASE("KeyTable: name_keys names reply-only entries from keys seen before") 
     // name_keys does not change the table
     CHECK(t.size() == 3);
 }
+
+TEST_CASE("KeyTable: a bounded table forgets its less busy half when full") {
+    KeyTable t(4);
+    t.add(make_key(0, 1, "a", 10));
+    t.add(make_key(0, 2, "b", 1));
+    t.add(make_key(0, 3, "c", 5));
+    t.add(make_key(0, 4, "d", 7));
+    CHECK(t.size() == 4);
+    CHECK(t.forgotten() == 0);
+    t.add(make_key(0, 5, "e", 3));  // the fifth key: keep the busiest 2 of 5
+    CHECK(t.size() == 2);
+    CHECK(t.forgotten() == 3);
+    auto all = t.all();
+    std::sort(all.begin(), all.end(), [](const KeyStats& x, const KeyStats& y) { return x.hash < y.hash; });
+    REQUIRE(all.size() == 2);
+    CHECK(all[0].key == "a");
+    CHECK(all[0].reads == 10);
+    CHECK(all[1].key == "d");
+    CHECK(all[1].reads == 7);
+
+    // kept keys go on merging, and still name their reply-only entries
+    t.add(make_key(0, 4, "d", 2));
+    std::vector<KeyStats> later = {unnamed_key(0, 4, 1), unnamed_key(0, 2, 1)};
+    t.name_keys(later);
+    CHECK(later[0].named);
+    CHECK(later[0].key == "d");
+    CHECK_FALSE(later[1].named);  // "b" was forgotten
+    all = t.all();
+    std::sort(all.begin(), all.end(), [](const KeyStats& x, const KeyStats& y) { return x.hash < y.hash; });
+    CHECK(all[1].reads == 9);
+
+    // a busy newcomer survives the next pruning; a forgotten key starts again from its new counts
+    t.add(make_key(0, 2, "b", 4));
+    t.add(make_key(0, 6, "f", 100));
+    t.add(make_key(0, 7, "g", 1));  // fifth key again
+    CHECK(t.forgotten() == 6);
+    all = t.all();
+    std::sort(all.begin(), all.end(), [](const KeyStats& x, const KeyStats& y) { return x.hash < y.hash; });
+    REQUIRE(all.size() == 2);
+    CHECK(all[0].key == "a");
+    CHECK(all[1].key == "f");
+    CHECK(all[1].reads == 100);
+}

@@ -55,23 +55,22 @@ void Collector::drain_keys(std::uint32_t gen, std::vector<KeyStats>& out) {
             ks_key_ref ref{};
             ref.hash = s.hash;
             ref.target = s.target;
-            out.push_back(KeyStats::from_bpf(ref, s));
+            out.emplace_back().load(ref, s);
             std::memset(&s, 0, sizeof s);
         }
         if (used) std::memset(&bucket, 0, sizeof bucket);
     }
 }
 
-IntervalData Collector::collect() {
+void Collector::collect(IntervalData& into) {
     std::uint32_t old = gen_;
     gen_ ^= 1;
     probes_.set_gen(gen_);
     std::this_thread::sleep_for(kGenerationGrace);
-    IntervalData d;
-    d.per_target.resize(ntargets_);
-    for (std::uint32_t t = 0; t < ntargets_; ++t) d.per_target[t] = take_counters(old, t);
-    drain_keys(old, d.keys);
-    return d;
+    into.per_target.assign(ntargets_, Totals{});
+    for (std::uint32_t t = 0; t < ntargets_; ++t) into.per_target[t] = take_counters(old, t);
+    into.keys.clear();
+    drain_keys(old, into.keys);
 }
 
 }  // namespace keyscope

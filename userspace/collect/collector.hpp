@@ -14,8 +14,9 @@ class Probes;
 class Collector {
 public:
     Collector(Probes& probes, std::size_t ntargets);
-    /// Everything counted since the previous call.
-    IntervalData collect();
+    /// Everything counted since the previous call, into `into` (replacing
+    /// what it held; its buffers are reused).
+    void collect(IntervalData& into);
 
 private:
     void drain_keys(std::uint32_t gen, std::vector<KeyStats>& out);

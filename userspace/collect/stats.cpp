@@ -77,28 +77,38 @@ void KeyStats::merge(const KeyStats& o) {
 
 KeyStats KeyStats::from_bpf(const ks_key_ref& ref, const ks_key_stats& s) {
     KeyStats k;
-    k.target = ref.target;
-    k.hash = ref.hash;
-    k.named = !(s.flags & KS_KEYF_NONAME);
-    k.key_len = s.key_len;
-    k.truncated = (s.flags & KS_KEYF_TRUNCATED) != 0;
-    if (k.named)
-        k.key.assign(reinterpret_cast<const char*>(s.key), std::min<std::uint32_t>(s.key_len, KS_KEY_MAX));
-    k.reads = s.reads;
-    k.writes = s.writes;
-    k.errors = s.errors;
-    k.redirects = s.redirects;
-    k.bytes_in = s.bytes_in;
-    k.bytes_out = s.bytes_out;
-    k.max_value = s.max_value;
-    k.hits = s.hits;
-    for (std::size_t i = 0; i < k.lat.size(); ++i) k.lat[i] = s.lat[i];
+    k.load(ref, s);
     return k;
+}
+
+void KeyStats::load(const ks_key_ref& ref, const ks_key_stats& s) {
+    target = ref.target;
+    hash = ref.hash;
+    named = !(s.flags & KS_KEYF_NONAME);
+    key_len = s.key_len;
+    truncated = (s.flags & KS_KEYF_TRUNCATED) != 0;
+    if (named)
+        key.assign(reinterpret_cast<const char*>(s.key), std::min<std::uint32_t>(s.key_len, KS_KEY_MAX));
+    else
+        key.clear();
+    reads = s.reads;
+    writes = s.writes;
+    errors = s.errors;
+    redirects = s.redirects;
+    bytes_in = s.bytes_in;
+    bytes_out = s.bytes_out;
+    max_value = s.max_value;
+    hits = s.hits;
+    std::copy(std::begin(s.lat), std::end(s.lat), lat.begin());
 }
 
 double quantile_us(const LatencyHistogram& h, double q) {
     std::uint64_t total = 0;
     for (auto c : h) total += c;
+    return quantile_us(h, q, total);
+}
+
+double quantile_us(const LatencyHistogram& h, double q, std::uint64_t total) {
     if (total == 0) return 0;
     // the rank of the quantile, 1-based: the smallest value with q of samples at or below
     auto rank = static_cast<std::uint64_t>(q * static_cast<double>(total) + 0.999999);
@@ -133,29 +143,86 @@ std::vector<KeyStats> top_keys(const std::vector<KeyStats>& keys, std::size_t n)
     return out;
 }
 
+KeyTable::KeyTable(std::size_t capacity) : capacity_(capacity) {
+    reindex(64);
+}
+
+std::size_t KeyTable::find(std::uint32_t target, std::uint64_t hash) const {
+    const std::size_t mask = index_.size() - 1;
+    // the hash comes from the kernel's key hash already; mix in the target
+    std::size_t i =
+        static_cast<std::size_t>(
+            (hash ^ (std::uint64_t{target} * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull >> 20) &
+        mask;
+    for (;; i = (i + 1) & mask) {
+        const std::uint32_t at = index_[i];
+        if (!at) return i;
+        const KeyStats& k = keys_[at - 1];
+        if (k.hash == hash && k.target == target) return i;
+    }
+}
+
+void KeyTable::reindex(std::size_t slots) {
+    index_.assign(slots, 0);
+    for (std::uint32_t i = 0; i < keys_.size(); ++i) index_[find(keys_[i].target, keys_[i].hash)] = i + 1;
+}
+
 void KeyTable::add(const KeyStats& k) {
-    auto [it, inserted] = keys_.try_emplace(Id{k.target, k.hash}, k);
-    if (!inserted) it->second.merge(k);
+    const std::size_t slot = find(k.target, k.hash);
+    if (index_[slot]) {
+        keys_[index_[slot] - 1].merge(k);
+        return;
+    }
+    keys_.push_back(k);
+    index_[slot] = static_cast<std::uint32_t>(keys_.size());
+    if (capacity_ && keys_.size() > capacity_)
+        forget_least_busy();
+    else if (keys_.size() * 2 > index_.size())
+        reindex(index_.size() * 2);
+}
+
+void KeyTable::forget_least_busy() {
+    // keep the busier half (ties: by id, so runs repeat); the key just added
+    // may go too. Ranked through a small index, then the kept entries move once.
+    const std::size_t keep = std::max<std::size_t>(capacity_ / 2, 1);
+    std::vector<std::uint32_t> order(keys_.size());
+    for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    auto busier = [&](std::uint32_t x, std::uint32_t y) {
+        const KeyStats &a = keys_[x], &b = keys_[y];
+        if (a.ops() != b.ops()) return a.ops() > b.ops();
+        return a.target != b.target ? a.target < b.target : a.hash < b.hash;
+    };
+    std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep - 1), order.end(),
+                     busier);
+    std::vector<char> kept(keys_.size(), 0);
+    for (std::size_t i = 0; i < keep; ++i) kept[order[i]] = 1;
+    std::size_t to = 0;
+    for (std::size_t from = 0; from < keys_.size(); ++from) {
+        if (!kept[from]) continue;
+        if (to != from) keys_[to] = std::move(keys_[from]);
+        ++to;
+    }
+    forgotten_ += keys_.size() - to;
+    keys_.resize(to);
+    reindex(index_.size());
 }
 
 void KeyTable::name_keys(std::vector<KeyStats>& keys) const {
     for (auto& k : keys) {
         if (k.named) continue;
-        auto it = keys_.find(Id{k.target, k.hash});
-        if (it != keys_.end() && it->second.named) {
-            k.key = it->second.key;
-            k.key_len = it->second.key_len;
-            k.truncated = it->second.truncated;
-            k.named = true;
-        }
+        const std::uint32_t at = index_[find(k.target, k.hash)];
+        if (!at) continue;
+        const KeyStats& known = keys_[at - 1];
+        if (!known.named) continue;
+        k.key = known.key;
+        k.key_len = known.key_len;
+        k.truncated = known.truncated;
+        k.named = true;
     }
 }
 
 std::vector<KeyStats> KeyTable::all() const {
-    std::vector<KeyStats> out;
-    out.reserve(keys_.size());
-    for (const auto& [id, k] : keys_) out.push_back(k);
-    return out;
+    return keys_;
 }
 
 }  // namespace keyscope

@@ -5,7 +5,6 @@
 #include <array>
 #include <cstdint>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 extern "C" {
@@ -44,10 +43,14 @@ struct KeyStats {
     std::uint64_t ops() const { return reads + writes; }
     void merge(const KeyStats& o);
     static KeyStats from_bpf(const ks_key_ref& ref, const ks_key_stats& s);
+    /// from_bpf() into this (default-constructed) one, without a copy
+    void load(const ks_key_ref& ref, const ks_key_stats& s);
 };
 
 /// Latency quantile (0 < q <= 1) in microseconds from a histogram; 0 if empty.
 double quantile_us(const LatencyHistogram& h, double q);
+/// The same when the histogram's total count is known already.
+double quantile_us(const LatencyHistogram& h, double q, std::uint64_t total);
 
 /// The `n` keys with most operations, ties broken by key bytes (stable output).
 std::vector<KeyStats> top_keys(const std::vector<KeyStats>& keys, std::size_t n);
@@ -59,25 +62,31 @@ struct IntervalData {
 };
 
 /// Cumulative per-key table; also remembers key names so that keys first seen
-/// through a reply in a later interval are shown by name.
+/// through a reply in a later interval are shown by name. Bounded: when it
+/// holds `capacity` keys, the less busy half is forgotten (counted in
+/// forgotten()), so a run over millions of distinct keys keeps its memory.
 class KeyTable {
 public:
+    explicit KeyTable(std::size_t capacity = 0);  // 0: no bound
     void add(const KeyStats& k);
     /// Fills in names of reply-only entries from keys seen before.
     void name_keys(std::vector<KeyStats>& keys) const;
     std::vector<KeyStats> all() const;
     std::size_t size() const { return keys_.size(); }
+    /// Keys dropped to stay within the capacity (their operations are still
+    /// in the totals, so they show as other_key_ops).
+    std::uint64_t forgotten() const { return forgotten_; }
 
 private:
-    struct Id {
-        std::uint32_t target;
-        std::uint64_t hash;
-        bool operator==(const Id&) const = default;
-    };
-    struct IdHash {
-        std::size_t operator()(const Id& id) const { return id.hash ^ (std::size_t(id.target) << 1); }
-    };
-    std::unordered_map<Id, KeyStats, IdHash> keys_;
+    std::size_t find(std::uint32_t target, std::uint64_t hash) const;  // slot in index_
+    void reindex(std::size_t slots);
+    void forget_least_busy();
+
+    std::size_t capacity_;
+    std::uint64_t forgotten_ = 0;
+    std::vector<KeyStats> keys_;  // dense: merging walks no node chains
+    // open addressing over keys_: position + 1, 0 = empty; at most half full
+    std::vector<std::uint32_t> index_;
 };
 
 }  // namespace keyscope

@@ -169,6 +169,25 @@ double DetectConfig::get(std::string_view name, std::string_view server, std::st
     return it->second;
 }
 
+std::size_t DetectConfig::index_of(std::string_view name) {
+    const auto& defs = param_defs();
+    for (std::size_t i = 0; i < defs.size(); ++i)
+        if (name == defs[i].name) return i;
+    throw Error("internal: unknown detection parameter " + std::string(name));
+}
+
+std::vector<double> DetectConfig::resolve(std::string_view server, std::string_view key) const {
+    const auto& defs = param_defs();
+    std::vector<double> v(defs.size());
+    for (std::size_t i = 0; i < defs.size(); ++i) v[i] = get(defs[i].name, server, key);
+    return v;
+}
+
+bool DetectConfig::has_prefix_overrides() const {
+    return std::any_of(overrides_.begin(), overrides_.end(),
+                       [](const Override& o) { return o.scope == Override::Scope::prefix; });
+}
+
 void DetectConfig::validate() const {
     auto check = [](const std::string& where, const std::map<std::string, double>& values,
                     const std::function<double(const std::string&)>& value_of) {

@@ -42,6 +42,14 @@ public:
     /// The value that applies to an entity on `server`; `key` is the key or
     /// prefix name (empty for slots and servers).
     double get(std::string_view name, std::string_view server = {}, std::string_view key = {}) const;
+    /// Where a parameter sits in param_defs() and in resolve()'s values;
+    /// throws keyscope::Error for an unknown name.
+    static std::size_t index_of(std::string_view name);
+    /// Every parameter's value (param_defs() order) as it applies to an
+    /// entity on `server` named `key`: get() for all names at once.
+    std::vector<double> resolve(std::string_view server, std::string_view key) const;
+    /// Whether any override depends on the key or prefix name.
+    bool has_prefix_overrides() const;
     /// Checks what single assignments cannot: bands increase, window <= history.
     void validate() const;
     /// Severity bands "kind.bands" as four increasing multipliers.

@@ -113,9 +113,81 @@ struct Detector::Peers {
     double dur = 1;
 };
 
+namespace {
+
+// Where each parameter the rules read sits in a resolved parameter vector:
+// looked up by name once, not on every evaluation.
+struct ParamIndex {
+    struct PerKind {
+        std::size_t for_intervals;
+        std::array<std::size_t, 4> bands;
+    };
+    struct PerOps {  // reads or writes
+        std::size_t rate, count, multiplier, min_rate, share, peer_factor;
+    };
+    std::array<PerKind, kHotKinds> kind{};
+    std::array<PerOps, 2> ops{};              // [0] reads, [1] writes
+    std::array<std::size_t, 4> rate_scale{};  // by EntityKind (unused for keys)
+    std::size_t size_value_bytes, size_bytes_out_rate, size_multiplier, size_min_rate;
+    std::size_t latency_p99_ms, latency_multiplier, latency_min_p99_ms, latency_min_ops;
+    std::size_t error_rate_pct, error_margin_pct, error_min_errors;
+
+    ParamIndex() {
+        auto at = [](const std::string& name) { return DetectConfig::index_of(name); };
+        for (int k = 0; k < kHotKinds; ++k) {
+            const std::string n = kind_name(static_cast<HotKind>(k));
+            kind[k].for_intervals = at(n + ".for_intervals");
+            for (int b = 0; b < 4; ++b) kind[k].bands[b] = at(n + ".bands." + std::to_string(b + 1));
+        }
+        for (int r = 0; r < 2; ++r) {
+            const std::string n = r == 0 ? "read" : "write";
+            ops[r] = {at(n + ".rate"),     at(n + ".count"), at(n + ".multiplier"),
+                      at(n + ".min_rate"), at(n + ".share"), at(n + ".peer_factor")};
+        }
+        for (auto ek : {EntityKind::prefix, EntityKind::slot, EntityKind::server})
+            rate_scale[static_cast<std::size_t>(ek)] = at(std::string(entity_name(ek)) + ".rate_scale");
+        size_value_bytes = at("size.value_bytes");
+        size_bytes_out_rate = at("size.bytes_out_rate");
+        size_multiplier = at("size.multiplier");
+        size_min_rate = at("size.min_rate");
+        latency_p99_ms = at("latency.p99_ms");
+        latency_multiplier = at("latency.multiplier");
+        latency_min_p99_ms = at("latency.min_p99_ms");
+        latency_min_ops = at("latency.min_ops");
+        error_rate_pct = at("error.rate_pct");
+        error_margin_pct = at("error.margin_pct");
+        error_min_errors = at("error.min_errors");
+    }
+};
+
+const ParamIndex& ix() {
+    static const ParamIndex index;
+    return index;
+}
+
+std::uint64_t fingerprint(EntityKind kind, std::uint32_t target, std::string_view name) {
+    std::uint64_t h = std::hash<std::string_view>{}(name);
+    return h ^ ((static_cast<std::uint64_t>(kind) << 32 | target) * 0x9e3779b97f4a7c15ull);
+}
+
+}  // namespace
+
 Detector::Detector(DetectConfig cfg, std::vector<std::string> servers)
     : cfg_(std::move(cfg)), servers_(std::move(servers)) {
     cfg_.validate();
+    for (const auto& srv : servers_) server_params_.push_back(cfg_.resolve(srv, ""));
+    server_params_.push_back(cfg_.resolve("", ""));
+    per_name_params_ = cfg_.has_prefix_overrides();
+}
+
+const double* Detector::params(std::uint32_t target, const Entity& e) const {
+    if (!e.params.empty()) return e.params.data();
+    return server_params_[std::min<std::size_t>(target, servers_.size())].data();
+}
+
+Detector::Id Detector::id_of(const EntitySample& s) {
+    if (s.kind != EntityKind::key) return {s.kind, s.target, s.name};
+    return {s.kind, s.target, std::string(reinterpret_cast<const char*>(&s.hash), sizeof s.hash)};
 }
 
 double Detector::window_sum(const Entity& e, std::uint64_t Record::*field, double now) const {
@@ -131,6 +203,7 @@ double Detector::window_sum(const Entity& e, std::uint64_t Record::*field, doubl
 double Detector::baseline(const Entity& e, HotKind kind, double (*metric)(const Record&),
                           bool* enough) const {
     std::vector<double> v;
+    v.reserve(e.history.size());
     double covered = 0;
     const auto bit = static_cast<std::uint8_t>(1u << static_cast<int>(kind));
     // every record but the current one; intervals when it was hot are not "normal"
@@ -146,50 +219,74 @@ double Detector::baseline(const Entity& e, HotKind kind, double (*metric)(const 
     return median(std::move(v));
 }
 
-Detector::Finding Detector::evaluate(const Id& id, const Entity& e, HotKind kind, const Peers& peers) const {
+Detector::Finding Detector::evaluate(const Id& id, const Entity& e, HotKind kind, const Peers& peers,
+                                     bool describe) const {
     const auto& [ekind, target, id_name] = id;
-    auto P = [&](const char* k, const char* n) { return param(id, e, std::string(k) + "." + n); };
+    const double* p = params(target, e);
+    const ParamIndex& x = ix();
     const Record& cur = e.history.back();
     const double now = cur.t;
     // a key's absolute limits, scaled for entities that hold many keys
-    const double scale =
-        ekind == EntityKind::key ? 1.0 : param(id, e, std::string(entity_name(ekind)) + ".rate_scale");
+    const double scale = ekind == EntityKind::key ? 1.0 : p[x.rate_scale[static_cast<std::size_t>(ekind)]];
     Finding best;
-    std::string unit;  // of the values the next consider() calls compare
-    auto consider = [&](double value, double threshold, double base, const char* rule, std::string what) {
+    const char* unit = "";  // of the values the next consider() calls compare
+    // `what` words the finding; it runs only for the best one when describing
+    auto consider = [&](double value, double threshold, double base, const char* rule, auto&& what) {
         if (threshold <= 0) return;
         double x = value / threshold;
-        if (x > best.excess) best = {x, value, threshold, base, rule, std::move(what), unit};
+        if (x <= best.excess) return;
+        best.excess = x;
+        best.value = value;
+        best.threshold = threshold;
+        best.baseline = base;
+        best.rule = rule;
+        if (describe) {
+            best.what = what();
+            best.unit = unit;
+        }
     };
-    bool enough = false;
+    // the entity's baseline is a median over its history: worked out only when a rule needs it
+    bool have_base = false, enough = false;
+    double base = 0;
+    auto baseline_of = [&](double (*metric)(const Record&)) {
+        if (!have_base) base = baseline(e, kind, metric, &enough);
+        have_base = true;
+        return base;
+    };
 
     if (kind == HotKind::read || kind == HotKind::write) {
         const bool rd = kind == HotKind::read;
-        const char* k = rd ? "read" : "write";
-        const std::string ops = rd ? "reads" : "writes";
+        const auto& o = x.ops[rd ? 0 : 1];
+        const std::string_view ops = rd ? "reads" : "writes";
         const double rate = rd ? reads_rate(cur) : writes_rate(cur);
         auto metric = rd ? +[](const Record& r) { return reads_rate(r); }
                          : +[](const Record& r) { return writes_rate(r); };
-        double base = baseline(e, kind, metric, &enough);
-        unit = ops + "/s";
-        const std::string vs_base = enough ? ", " + fmt_ratio(rate / std::max(base, 1e-9)) + " baseline" : "";
-        if (double t = P(k, "rate") * scale; t > 0)
-            consider(rate, t, base, "absolute",
-                     fmt_num(rate) + " " + ops + "/s (limit " + fmt_num(t) + "/s" + vs_base + ")");
-        if (double t = P(k, "count") * scale; t > 0) {
-            unit = ops + " in window";
+        const double floor = p[o.min_rate];
+        if (describe || rate >= floor) baseline_of(metric);
+        auto vs_base = [&] {
+            return enough ? ", " + fmt_ratio(rate / std::max(base, 1e-9)) + " baseline" : std::string();
+        };
+        unit = rd ? "reads/s" : "writes/s";
+        if (double t = p[o.rate] * scale; t > 0)
+            consider(rate, t, base, "absolute", [&] {
+                return fmt_num(rate) + " " + std::string(ops) + "/s (limit " + fmt_num(t) + "/s" + vs_base() +
+                       ")";
+            });
+        if (double t = p[o.count] * scale; t > 0) {
+            unit = rd ? "reads in window" : "writes in window";
             double n = window_sum(e, rd ? &Record::reads : &Record::writes, now);
-            consider(
-                n, t, base, "absolute",
-                fmt_num(n) + " " + ops + " in " + fmt_num(cfg_.window_s) + "s (limit " + fmt_num(t) + ")");
+            consider(n, t, base, "absolute", [&] {
+                return fmt_num(n) + " " + std::string(ops) + " in " + fmt_num(cfg_.window_s) + "s (limit " +
+                       fmt_num(t) + ")";
+            });
         }
-        const double floor = P(k, "min_rate");
-        unit = ops + "/s";
+        unit = rd ? "reads/s" : "writes/s";
         if (enough && rate >= floor) {
-            double t = std::max(P(k, "multiplier") * base, floor);
-            consider(rate, t, base, "temporal",
-                     fmt_num(rate) + " " + ops + "/s (" + fmt_ratio(rate / std::max(base, 1e-9)) +
-                         " baseline " + fmt_num(base) + "/s)");
+            double t = std::max(p[o.multiplier] * base, floor);
+            consider(rate, t, base, "temporal", [&] {
+                return fmt_num(rate) + " " + std::string(ops) + "/s (" +
+                       fmt_ratio(rate / std::max(base, 1e-9)) + " baseline " + fmt_num(base) + "/s)";
+            });
         }
         auto pk = std::make_pair(ekind, target);
         auto cnt = peers.count.find(pk);
@@ -198,90 +295,88 @@ Detector::Finding Detector::evaluate(const Id& id, const Entity& e, HotKind kind
             auto srv = peers.server_rw.find(target);
             double srv_rate =
                 srv == peers.server_rw.end() ? 0 : (rd ? srv->second.first : srv->second.second);
-            if (double share = P(k, "share"); share > 0 && ekind == EntityKind::key && srv_rate > 0) {
+            if (double share = p[o.share]; share > 0 && ekind == EntityKind::key && srv_rate > 0) {
                 double s = rate / srv_rate;
                 unit = "share";
-                consider(s, share, base, "relative",
-                         fmt_num(rate) + " " + ops + "/s, " + fmt_num(100 * s) + "% of the server's " + ops);
+                consider(s, share, base, "relative", [&] {
+                    return fmt_num(rate) + " " + std::string(ops) + "/s, " + fmt_num(100 * s) +
+                           "% of the server's " + std::string(ops);
+                });
             }
-            unit = ops + "/s";
+            unit = rd ? "reads/s" : "writes/s";
             double med = rd ? peers.median_rw.at(pk).first : peers.median_rw.at(pk).second;
-            if (double f = P(k, "peer_factor"); f > 0 && med > 0)
-                consider(rate, std::max(f * med, floor), base, "relative",
-                         fmt_num(rate) + " " + ops + "/s, " + fmt_ratio(rate / med) + " the median " +
-                             entity_name(ekind) + " (" + fmt_num(med) + "/s)");
+            if (double f = p[o.peer_factor]; f > 0 && med > 0)
+                consider(rate, std::max(f * med, floor), base, "relative", [&] {
+                    return fmt_num(rate) + " " + std::string(ops) + "/s, " + fmt_ratio(rate / med) +
+                           " the median " + entity_name(ekind) + " (" + fmt_num(med) + "/s)";
+                });
         }
     } else if (kind == HotKind::size) {
         unit = "bytes";
-        if (double t = P("size", "value_bytes"); t > 0)
-            consider(static_cast<double>(cur.max_value), t, 0, "absolute",
-                     "values of " + fmt_num(static_cast<double>(cur.max_value)) + " bytes (limit " +
-                         fmt_num(t) + ")");
+        if (double t = p[x.size_value_bytes]; t > 0)
+            consider(static_cast<double>(cur.max_value), t, 0, "absolute", [&] {
+                return "values of " + fmt_num(static_cast<double>(cur.max_value)) + " bytes (limit " +
+                       fmt_num(t) + ")";
+            });
         const double rate = bytes_rate(cur);
+        const double floor = p[x.size_min_rate];
         unit = "bytes/s";
-        double base = baseline(
-            e, kind, +[](const Record& r) { return bytes_rate(r); }, &enough);
-        if (double t = P("size", "bytes_out_rate") * scale; t > 0)
-            consider(rate, t, base, "absolute", fmt_num(rate) + " reply bytes/s (limit " + fmt_num(t) + ")");
-        const double floor = P("size", "min_rate");
+        if (describe || rate >= floor) baseline_of(+[](const Record& r) { return bytes_rate(r); });
+        if (double t = p[x.size_bytes_out_rate] * scale; t > 0)
+            consider(rate, t, base, "absolute",
+                     [&] { return fmt_num(rate) + " reply bytes/s (limit " + fmt_num(t) + ")"; });
         if (enough && rate >= floor)
-            consider(rate, std::max(P("size", "multiplier") * base, floor), base, "temporal",
-                     fmt_num(rate) + " reply bytes/s (" + fmt_ratio(rate / std::max(base, 1e-9)) +
-                         " baseline " + fmt_num(base) + ")");
+            consider(rate, std::max(p[x.size_multiplier] * base, floor), base, "temporal", [&] {
+                return fmt_num(rate) + " reply bytes/s (" + fmt_ratio(rate / std::max(base, 1e-9)) +
+                       " baseline " + fmt_num(base) + ")";
+            });
     } else if (kind == HotKind::latency) {
         if (cur.p99_ms <= 0) return best;  // too few operations this interval
         unit = "p99 ms";
-        double base = baseline(
-            e, kind, +[](const Record& r) { return r.p99_ms > 0 ? r.p99_ms : -1.0; }, &enough);
-        if (double t = P("latency", "p99_ms"); t > 0)
+        const double floor = p[x.latency_min_p99_ms];
+        if (describe || cur.p99_ms >= floor)
+            baseline_of(+[](const Record& r) { return r.p99_ms > 0 ? r.p99_ms : -1.0; });
+        if (double t = p[x.latency_p99_ms]; t > 0)
             consider(cur.p99_ms, t, base, "absolute",
-                     "p99 " + fmt_num(cur.p99_ms) + " ms (limit " + fmt_num(t) + " ms)");
-        if (enough && cur.p99_ms >= P("latency", "min_p99_ms"))
-            consider(cur.p99_ms, std::max(P("latency", "multiplier") * base, P("latency", "min_p99_ms")),
-                     base, "temporal",
-                     "p99 " + fmt_num(cur.p99_ms) + " ms (" + fmt_ratio(cur.p99_ms / std::max(base, 1e-9)) +
-                         " baseline " + fmt_num(base) + " ms)");
+                     [&] { return "p99 " + fmt_num(cur.p99_ms) + " ms (limit " + fmt_num(t) + " ms)"; });
+        if (enough && cur.p99_ms >= floor)
+            consider(cur.p99_ms, std::max(p[x.latency_multiplier] * base, floor), base, "temporal", [&] {
+                return "p99 " + fmt_num(cur.p99_ms) + " ms (" + fmt_ratio(cur.p99_ms / std::max(base, 1e-9)) +
+                       " baseline " + fmt_num(base) + " ms)";
+            });
     } else {  // error
-        if (cur.requests == 0 || static_cast<double>(cur.errors) < P("error", "min_errors")) return best;
+        if (cur.requests == 0 || static_cast<double>(cur.errors) < p[x.error_min_errors]) return best;
         auto pct = [](const Record& r) {
             return r.requests ? 100.0 * static_cast<double>(r.errors) / static_cast<double>(r.requests)
                               : -1.0;
         };
         const double v = pct(cur);
         unit = "error %";
-        double base = baseline(
-            e, kind,
-            +[](const Record& r) {
-                return r.requests ? 100.0 * static_cast<double>(r.errors) / static_cast<double>(r.requests)
-                                  : -1.0;
-            },
-            &enough);
-        const std::string errs = fmt_num(static_cast<double>(cur.errors)) + " errors in " +
-                                 fmt_num(static_cast<double>(cur.requests)) + " operations";
-        if (double t = P("error", "rate_pct"); t > 0)
+        baseline_of(+[](const Record& r) {
+            return r.requests ? 100.0 * static_cast<double>(r.errors) / static_cast<double>(r.requests)
+                              : -1.0;
+        });
+        auto errs = [&] {
+            return fmt_num(static_cast<double>(cur.errors)) + " errors in " +
+                   fmt_num(static_cast<double>(cur.requests)) + " operations";
+        };
+        if (double t = p[x.error_rate_pct]; t > 0)
             consider(v, t, base, "absolute",
-                     fmt_num(v) + "% errors (" + errs + ", limit " + fmt_num(t) + "%)");
+                     [&] { return fmt_num(v) + "% errors (" + errs() + ", limit " + fmt_num(t) + "%)"; });
         if (enough)
-            consider(v, base + P("error", "margin_pct"), base, "temporal",
-                     fmt_num(v) + "% errors (" + errs + ", baseline " + fmt_num(base) + "%)");
+            consider(v, base + p[x.error_margin_pct], base, "temporal", [&] {
+                return fmt_num(v) + "% errors (" + errs() + ", baseline " + fmt_num(base) + "%)";
+            });
     }
     return best;
 }
 
-double Detector::param(const Id& id, const Entity& e, const std::string& name) const {
-    const auto target = std::get<1>(id);
-    const std::string_view server =
-        target < servers_.size() ? std::string_view(servers_[target]) : std::string_view();
-    const auto kind = std::get<0>(id);
-    const bool keyed = kind == EntityKind::key || kind == EntityKind::prefix;
-    return cfg_.get(name, server, keyed ? std::string_view(e.name) : std::string_view());
-}
-
-Severity Detector::severity_for(const Id& id, const Entity& e, HotKind kind, double excess, Severity current,
-                                bool active) const {
+Severity Detector::severity_for(const Entity& e, std::uint32_t target, HotKind kind, double excess,
+                                Severity current, bool active) const {
+    const double* p = params(target, e);
+    const auto& bands = ix().kind[static_cast<std::size_t>(kind)].bands;
     std::array<double, 4> b{};
-    for (int i = 0; i < 4; ++i)
-        b[i] = param(id, e, std::string(kind_name(kind)) + ".bands." + std::to_string(i + 1));
+    for (int i = 0; i < 4; ++i) b[i] = p[bands[i]];
     // bands are multipliers of the entity's normal; the threshold is the first
     int sev = 0;
     for (int i = 1; i < 4; ++i)
@@ -295,45 +390,58 @@ Severity Detector::severity_for(const Id& id, const Entity& e, HotKind kind, dou
 void Detector::select_and_record(const std::vector<EntitySample>& samples, double now, double interval_s) {
     // which entities earn (or keep) a history: the top ones of each kind by
     // several measures, and everything already tracked
-    std::map<EntityKind, std::vector<const EntitySample*>> by_kind;
-    for (const auto& s : samples) by_kind[s.kind].push_back(&s);
-    std::unordered_set<const EntitySample*> chosen;
-    const double min_ops = cfg_.get("latency.min_ops");
+    std::map<EntityKind, std::vector<std::size_t>> by_kind;  // indexes into samples
+    for (std::size_t i = 0; i < samples.size(); ++i) by_kind[samples[i].kind].push_back(i);
+    std::vector<char> chosen(samples.size(), 0);
+    const double min_ops = server_params_.back()[ix().latency_min_ops];
     for (auto& [kind, v] : by_kind) {
         if (kind == EntityKind::server) {
-            for (auto* s : v) chosen.insert(s);
+            for (auto i : v) chosen[i] = 1;
             continue;
         }
         auto pick = [&](auto measure, std::size_t n) {
+            // the n largest, in no particular order: nth_element, linear time
             n = std::min(n, v.size());
-            std::partial_sort(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n), v.end(),
-                              [&](auto* a, auto* b) { return measure(*a) > measure(*b); });
+            if (n == 0) return;
+            std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n - 1), v.end(),
+                             [&](std::size_t a, std::size_t b) {
+                                 double ma = measure(samples[a]), mb = measure(samples[b]);
+                                 return ma != mb ? ma > mb : a < b;
+                             });
             for (std::size_t i = 0; i < n; ++i)
-                if (measure(*v[i]) > 0) chosen.insert(v[i]);
+                if (measure(samples[v[i]]) > 0) chosen[v[i]] = 1;
         };
-        pick([](const EntitySample& s) { return s.ops(); }, kTopByOps);
-        pick([](const EntitySample& s) { return s.errors; }, kTopByOther);
-        pick([](const EntitySample& s) { return s.max_value; }, kTopByOther);
-        pick([](const EntitySample& s) { return s.bytes_out; }, kTopByOther);
-        pick(
-            [&](const EntitySample& s) {
-                return quantile_us(s.lat, 0.99) * (static_cast<double>(s.ops()) >= min_ops);
-            },
-            kTopByOther);
+        pick([](const EntitySample& s) { return static_cast<double>(s.ops()); }, kTopByOps);
+        pick([](const EntitySample& s) { return static_cast<double>(s.errors); }, kTopByOther);
+        pick([](const EntitySample& s) { return static_cast<double>(s.max_value); }, kTopByOther);
+        pick([](const EntitySample& s) { return static_cast<double>(s.bytes_out); }, kTopByOther);
+        pick([&](const EntitySample& s) { return s.p99_us * (static_cast<double>(s.ops()) >= min_ops); },
+             kTopByOther);
     }
+    // most samples are neither chosen nor tracked: tell them apart without a map lookup
+    std::unordered_set<std::uint64_t> tracked;
+    tracked.reserve(entities_.size());
+    for (const auto& [id, e] : entities_)
+        tracked.insert(fingerprint(std::get<0>(id), std::get<1>(id), std::get<2>(id)));
+
     std::unordered_set<const Entity*> recorded;
-    for (const auto& s : samples) {
-        // keys by hash: two keys may share their stored (truncated) bytes
-        Id id{s.kind, s.target, s.kind == EntityKind::key ? std::to_string(s.hash) : s.name};
+    for (std::size_t i = 0; i < samples.size(); ++i) {
+        const auto& s = samples[i];
+        const bool pick = chosen[i] != 0;
+        Id id = id_of(s);
+        if (!pick && !tracked.count(fingerprint(s.kind, s.target, std::get<2>(id)))) continue;
         auto it = entities_.find(id);
-        const bool pick = chosen.count(&s) > 0;
         if (it == entities_.end()) {
             if (!pick) continue;
-            it = entities_.emplace(id, Entity{}).first;
+            it = entities_.emplace(std::move(id), Entity{}).first;
         }
         Entity& e = it->second;
         if (pick) e.last_candidate = now;
-        if (!s.name.empty() || e.name.empty()) e.name = s.name;
+        const bool named_now = !s.name.empty() && e.name != s.name;
+        if (named_now || e.name.empty()) e.name = s.name;
+        if (named_now && per_name_params_ && (s.kind == EntityKind::key || s.kind == EntityKind::prefix))
+            e.params =
+                cfg_.resolve(s.target < servers_.size() ? std::string_view(servers_[s.target]) : "", e.name);
         e.truncated = s.truncated;
         e.hash = s.hash;
         Record r;
@@ -345,9 +453,7 @@ void Detector::select_and_record(const std::vector<EntitySample>& samples, doubl
         r.requests = s.requests;
         r.bytes_out = s.bytes_out;
         r.max_value = s.max_value;
-        std::uint64_t lat_n = 0;
-        for (auto c : s.lat) lat_n += c;
-        r.p99_ms = static_cast<double>(lat_n) >= min_ops ? quantile_us(s.lat, 0.99) / 1000.0 : 0;
+        r.p99_ms = static_cast<double>(s.lat_n) >= min_ops ? s.p99_us / 1000.0 : 0;
         e.history.push_back(r);
         recorded.insert(&e);
     }
@@ -362,33 +468,35 @@ void Detector::select_and_record(const std::vector<EntitySample>& samples, doubl
             e.history.push_back(r);
         }
         while (!e.history.empty() && e.history.front().t <= now - cfg_.history_s) e.history.pop_front();
-        bool is_active = false;
-        for (int k = 0; k < kHotKinds && !is_active; ++k)
-            is_active = active_.count({it->first, static_cast<HotKind>(k)});
-        if (!is_active && now - e.last_candidate > cfg_.history_s)
+        if (!e.is_active() && now - e.last_candidate > cfg_.history_s)
             it = entities_.erase(it);
         else
             ++it;
     }
     // bound memory: forget the longest-quiet inactive entities
     if (entities_.size() > kMaxTracked) {
-        std::vector<std::pair<double, Id>> order;
-        for (const auto& [id, e] : entities_) {
-            bool is_active = false;
-            for (int k = 0; k < kHotKinds && !is_active; ++k)
-                is_active = active_.count({id, static_cast<HotKind>(k)});
-            if (!is_active && std::get<0>(id) != EntityKind::server) order.emplace_back(e.last_candidate, id);
-        }
-        std::sort(order.begin(), order.end());
-        for (std::size_t i = 0; i < order.size() && entities_.size() > kMaxTracked; ++i)
-            entities_.erase(order[i].second);
+        std::vector<std::pair<double, const Id*>> order;
+        for (const auto& [id, e] : entities_)
+            if (!e.is_active() && std::get<0>(id) != EntityKind::server)
+                order.emplace_back(e.last_candidate, &id);
+        std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+            return a.first != b.first ? a.first < b.first : *a.second < *b.second;
+        });
+        std::vector<Id> forget;
+        for (std::size_t i = 0; i < order.size() && entities_.size() - forget.size() > kMaxTracked; ++i)
+            forget.push_back(*order[i].second);
+        for (const auto& id : forget) entities_.erase(id);
     }
 }
 
 std::vector<HotspotEvent> Detector::observe(const IntervalData& data, double now, double interval_s) {
+    return observe(roll_up(data, cfg_.prefixes), now, interval_s);
+}
+
+std::vector<HotspotEvent> Detector::observe(const std::vector<EntitySample>& samples, double now,
+                                            double interval_s) {
     now_ = now;
     if (interval_s <= 0) interval_s = 1e-3;
-    auto samples = roll_up(data, cfg_.prefixes);
 
     Peers peers;
     peers.dur = interval_s;
@@ -408,44 +516,47 @@ std::vector<HotspotEvent> Detector::observe(const IntervalData& data, double now
         }
         for (auto& [k, rw] : rates) {
             peers.count[k] = rw.first.size();
-            peers.median_rw[k] = {median(rw.first), median(rw.second)};
+            peers.median_rw[k] = {median(std::move(rw.first)), median(std::move(rw.second))};
         }
     }
     select_and_record(samples, now, interval_s);
 
     std::vector<HotspotEvent> events;
     for (auto& [id, e] : entities_) {
+        const auto target = std::get<1>(id);
         for (int k = 0; k < kHotKinds; ++k) {
             const auto kind = static_cast<HotKind>(k);
-            Finding f = evaluate(id, e, kind, peers);
-            auto key = std::make_pair(id, kind);
-            auto act = active_.find(key);
+            auto& act = e.active[static_cast<std::size_t>(k)];
+            int& pending = e.pending[static_cast<std::size_t>(k)];
+            Finding f = evaluate(id, e, kind, peers, false);
             const bool above = f.excess >= 1, holding = f.excess >= cfg_.hold;
-            if (act == active_.end()) {
-                if (!above) {
-                    pending_.erase(key);
-                    continue;
-                }
+            if (!act && !above) {
+                pending = 0;
+                continue;
+            }
+            // shown from here on: word it
+            f = evaluate(id, e, kind, peers, true);
+            if (!act) {
                 // a noisy measure (latency) must stay above for a few intervals
-                const double need = param(id, e, std::string(kind_name(kind)) + ".for_intervals");
-                if (++pending_[key] < need) continue;
-                pending_.erase(key);
+                const double need = params(target, e)[ix().kind[static_cast<std::size_t>(k)].for_intervals];
+                if (++pending < need) continue;
+                pending = 0;
                 Active a;
                 a.ev.state = "start";
                 a.ev.entity = std::get<0>(id);
-                a.ev.target = std::get<1>(id);
+                a.ev.target = target;
                 a.ev.name = e.name;
                 a.ev.truncated = e.truncated;
                 a.ev.hash = e.hash;
                 a.ev.kind = kind;
                 a.ev.since = now;
-                a.ev.severity = severity_for(id, e, kind, f.excess, Severity::low, false);
+                a.ev.severity = severity_for(e, target, kind, f.excess, Severity::low, false);
                 a.ev.peak = a.ev.severity;
-                act = active_.emplace(key, std::move(a)).first;
+                act = std::move(a);
             } else {
-                if (holding) act->second.last_above = now;
-                if (!holding && now - act->second.last_above + 1e-9 >= cfg_.quiet_s) {
-                    HotspotEvent end = act->second.ev;
+                if (holding) act->last_above = now;
+                if (!holding && now - act->last_above + 1e-9 >= cfg_.quiet_s) {
+                    HotspotEvent end = act->ev;
                     end.state = "end";
                     end.ts = now;
                     if (f.excess > 0) {
@@ -455,27 +566,27 @@ std::vector<HotspotEvent> Detector::observe(const IntervalData& data, double now
                         end.value = 0;
                     }
                     events.push_back(std::move(end));
-                    active_.erase(act);
+                    act.reset();
                     continue;
                 }
                 if (!holding) continue;  // quiet, but not for long enough yet: keep the last numbers
-                Severity sev = severity_for(id, e, kind, f.excess, act->second.ev.severity, true);
-                double moved = std::fabs(f.value - act->second.emitted_value) /
-                               std::max(std::fabs(act->second.emitted_value), 1e-9);
-                if (sev == act->second.ev.severity && moved < 0.25) {
+                Severity sev = severity_for(e, target, kind, f.excess, act->ev.severity, true);
+                double moved =
+                    std::fabs(f.value - act->emitted_value) / std::max(std::fabs(act->emitted_value), 1e-9);
+                if (sev == act->ev.severity && moved < 0.25) {
                     // refresh the numbers shown by the API without an event
-                    act->second.ev.value = f.value;
-                    act->second.ev.threshold = f.threshold;
-                    act->second.ev.baseline = f.baseline;
-                    act->second.ev.what = f.what;
-                    act->second.ev.unit = f.unit;
+                    act->ev.value = f.value;
+                    act->ev.threshold = f.threshold;
+                    act->ev.baseline = f.baseline;
+                    act->ev.what = f.what;
+                    act->ev.unit = f.unit;
                     continue;
                 }
-                act->second.ev.state = "update";
-                act->second.ev.severity = sev;
-                act->second.ev.peak = std::max(act->second.ev.peak, sev);
+                act->ev.state = "update";
+                act->ev.severity = sev;
+                act->ev.peak = std::max(act->ev.peak, sev);
             }
-            Active& a = act->second;
+            Active& a = *act;
             a.last_above = now;
             a.emitted_value = f.value;
             a.ev.ts = now;
@@ -492,20 +603,20 @@ std::vector<HotspotEvent> Detector::observe(const IntervalData& data, double now
         auto& rec = e.history.back();
         rec.hot = 0;
         for (int k = 0; k < kHotKinds; ++k)
-            if (active_.count({id, static_cast<HotKind>(k)}) || pending_.count({id, static_cast<HotKind>(k)}))
+            if (e.active[static_cast<std::size_t>(k)] || e.pending[static_cast<std::size_t>(k)] > 0)
                 rec.hot |= static_cast<std::uint8_t>(1u << k);
     }
-    for (auto it = pending_.begin(); it != pending_.end();)
-        it = entities_.count(it->first.first) ? std::next(it) : pending_.erase(it);
     return events;
 }
 
 std::vector<HotspotEvent> Detector::active() const {
     std::vector<HotspotEvent> out;
-    for (const auto& [key, a] : active_) {
-        out.push_back(a.ev);
-        out.back().state = "active";
-    }
+    for (const auto& [id, e] : entities_)
+        for (const auto& a : e.active) {
+            if (!a) continue;
+            out.push_back(a->ev);
+            out.back().state = "active";
+        }
     std::stable_sort(out.begin(), out.end(),
                      [](const auto& a, const auto& b) { return a.severity > b.severity; });
     return out;

@@ -11,9 +11,11 @@
 // The rule exceeded most sets the value, threshold and severity.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -58,6 +60,10 @@ public:
 
     /// Feeds one interval ending at `now` (seconds) and `interval_s` long.
     std::vector<HotspotEvent> observe(const IntervalData& data, double now, double interval_s);
+    /// The same with the interval already rolled up (roll_up(data, config().prefixes)),
+    /// for a caller that needs the roll-up itself too.
+    std::vector<HotspotEvent> observe(const std::vector<EntitySample>& samples, double now,
+                                      double interval_s);
     /// Every active hotspot, most severe first.
     std::vector<HotspotEvent> active() const;
     /// Entities with history (bounded; for health metrics and tests).
@@ -71,13 +77,29 @@ private:
         double p99_ms = 0;     // 0 when too few operations to tell
         std::uint8_t hot = 0;  // bit per HotKind active at the end of this interval
     };
+    // keys are identified by their hash (8 raw bytes here): two keys may share
+    // their stored (truncated) bytes
     using Id = std::tuple<EntityKind, std::uint32_t, std::string>;
+    struct Active {
+        HotspotEvent ev;
+        double last_above = 0;
+        double emitted_value = 0;
+    };
     struct Entity {
-        std::string name;            // raw key bytes, prefix or slot (keys are identified by hash)
+        std::string name;            // raw key bytes, prefix or slot
         std::deque<Record> history;  // oldest first; the last one is this interval
         double last_candidate = 0;
         bool truncated = false;
         std::uint64_t hash = 0;
+        std::vector<double> params;  // resolved for this name; empty: its server's
+        std::array<std::optional<Active>, kHotKinds> active;
+        std::array<int, kHotKinds> pending{};  // intervals in a row above, before a start
+
+        bool is_active() const {
+            for (const auto& a : active)
+                if (a) return true;
+            return false;
+        }
     };
     struct Finding {
         double excess = 0;  // value / threshold
@@ -86,28 +108,24 @@ private:
         std::string what;
         std::string unit;
     };
-    struct Active {
-        HotspotEvent ev;
-        double last_above = 0;
-        double emitted_value = 0;
-    };
     struct Peers;
 
-    Finding evaluate(const Id& id, const Entity& e, HotKind kind, const Peers& peers) const;
+    static Id id_of(const EntitySample& s);
+    /// `describe`: also word the finding (what, unit); only needed when it is shown
+    Finding evaluate(const Id& id, const Entity& e, HotKind kind, const Peers& peers, bool describe) const;
     double window_sum(const Entity& e, std::uint64_t Record::*field, double now) const;
     double baseline(const Entity& e, HotKind kind, double (*metric)(const Record&), bool* enough) const;
-    Severity severity_for(const Id& id, const Entity& e, HotKind kind, double excess, Severity current,
-                          bool active) const;
-    /// A parameter as it applies to this entity (prefix, server, global).
-    double param(const Id& id, const Entity& e, const std::string& name) const;
+    Severity severity_for(const Entity& e, std::uint32_t target, HotKind kind, double excess,
+                          Severity current, bool active) const;
+    /// The parameters as they apply to this entity (prefix, server, global), by DetectConfig::index_of.
+    const double* params(std::uint32_t target, const Entity& e) const;
     void select_and_record(const std::vector<EntitySample>& samples, double now, double interval_s);
 
     DetectConfig cfg_;
     std::vector<std::string> servers_;
+    std::vector<std::vector<double>> server_params_;  // per target; the last: no known server
+    bool per_name_params_ = false;
     std::map<Id, Entity> entities_;
-    std::map<std::pair<Id, HotKind>, Active> active_;
-    // consecutive intervals above the threshold of hotspots not started yet
-    std::map<std::pair<Id, HotKind>, int> pending_;
     double now_ = 0;
 };
 

@@ -29,12 +29,16 @@ bool glob_match(std::string_view pattern, std::string_view text);
 
 /// The prefix entity a key belongs to, or "" for none.
 std::string key_prefix(std::string_view key, const PrefixRules& rules);
+/// The same into `out` (reusing its buffer); false for none.
+bool key_prefix_into(std::string_view key, const PrefixRules& rules, std::string& out);
 
 /// Redis Cluster hash slot: CRC16 (XMODEM) of the key, or of its {hash tag}
 /// when one is present and non-empty, mod 16384.
 std::uint16_t cluster_slot(std::string_view key);
 
-/// One entity's activity over one interval.
+/// One entity's activity over one interval. Latency is kept as what the
+/// detector and the views use (count and p99), not as a histogram: an
+/// interval has up to --max-keys of these.
 struct EntitySample {
     EntityKind kind = EntityKind::key;
     std::uint32_t target = 0;
@@ -43,14 +47,17 @@ struct EntitySample {
     std::uint64_t hash = 0;  // keys: their hash (for redaction)
     std::uint64_t reads = 0, writes = 0, errors = 0, bytes_out = 0, max_value = 0;
     std::uint64_t requests = 0;  // what error rates divide by (key ops; all requests for servers)
-    LatencyHistogram lat{};
+    std::uint64_t lat_n = 0;     // operations with a measured latency
+    double p99_us = 0;           // their p99; 0 when there are none
 
     std::uint64_t ops() const { return reads + writes; }
-    void add(const KeyStats& k);
 };
 
-/// Every key, prefix, slot and server with traffic in the interval.
-/// Keys seen only through replies (no name) are left out of prefixes/slots.
-std::vector<EntitySample> roll_up(const IntervalData& data, const PrefixRules& rules);
+/// Every key (first, in input order), then every prefix, slot and server
+/// with traffic in the interval. Keys seen only through replies (no name) are
+/// left out of prefixes/slots. `server_lat`, when given, receives each
+/// target's latency histogram over all its keys (indexed by target id).
+std::vector<EntitySample> roll_up(const IntervalData& data, const PrefixRules& rules,
+                                  std::vector<LatencyHistogram>* server_lat = nullptr);
 
 }  // namespace keyscope

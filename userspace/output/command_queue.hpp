@@ -1,10 +1,11 @@
 // Requests from the HTTP threads that must run on the run loop's thread
 // (they change enforcement state): the caller waits, with a timeout, for the
-// loop to answer between two of its 20 ms sleeps.
+// loop, which sleeps in wait_until() and wakes when a request arrives.
 #pragma once
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <future>
@@ -31,6 +32,7 @@ public:
             std::lock_guard lock(mu_);
             queue_.push_back(p);
         }
+        arrived_.notify_one();
         if (answer.wait_for(timeout) != std::future_status::ready) {
             std::lock_guard lock(mu_);
             auto it = std::find(queue_.begin(), queue_.end(), p);
@@ -41,6 +43,13 @@ public:
             // the loop is answering it right now
         }
         return answer.get();
+    }
+
+    /// On the run loop: sleeps until a request waits or `until`.
+    template <class TimePoint>
+    void wait_until(TimePoint until) {
+        std::unique_lock lock(mu_);
+        arrived_.wait_until(lock, until, [&] { return !queue_.empty(); });
     }
 
     /// On the run loop: answers every waiting request.
@@ -65,6 +74,7 @@ private:
         std::promise<CommandReply> reply;
     };
     std::mutex mu_;
+    std::condition_variable arrived_;
     std::deque<std::shared_ptr<Pending>> queue_;
 };
 
