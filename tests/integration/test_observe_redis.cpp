@@ -269,6 +269,44 @@ TEST_CASE("a full key table: keys that fit stay exact, the rest is counted as un
     CHECK(summary["keys"].size() == 16);  // 400 keys over 2 buckets fill both
     CHECK(listed + total["unattributed"].get<std::uint64_t>() == kKeys * kRounds);
     CHECK(total["other_key_ops"] == total["unattributed"]);
+    CHECK(summary["forgotten_keys"] == 0);  // 16 keys: within the summary's 32
+}
+
+TEST_CASE("the summary keeps 2 x --max-keys keys and forgets the less busy half beyond", "[bpf]") {
+    RedisServer redis;
+    Daemon d({"--target", "redis://127.0.0.1:" + std::to_string(redis.port()), "--max-keys", "16",
+              "--interval", "200ms", "--top", "1000", "--no-detect"});
+    // 9 phases, each in its own interval: the hot key 10 times and 4 new keys once each.
+    // 37 distinct keys: the 33rd overflows the 32 kept, the busiest 16 stay, 4 more follow.
+    constexpr int kPhases = 9, kNew = 4, kHot = 10;
+    {
+        RespClient c(redis.port());
+        for (int p = 0; p < kPhases; ++p) {
+            std::string batch = repeat({"GET", "hot"}, kHot);
+            for (int i = 0; i < kNew; ++i)
+                batch += resp_command({"GET", "p" + std::to_string(p) + ":" + std::to_string(i)});
+            c.roundtrip(batch, kHot + kNew);
+            std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        }
+    }
+    int status = 0;
+    auto lines = d.stop(&status);
+    REQUIRE(!lines.empty());
+    const json& summary = lines.back();
+    REQUIRE(summary["type"] == "summary");
+    INFO(summary.dump());
+    const json& total = summary["total"];
+    CHECK(total["key_ops"] == kPhases * (kHot + kNew));
+    CHECK(total["unattributed"] == 0);
+    CHECK(summary["forgotten_keys"] == 33 - 16);
+    REQUIRE(summary["keys"].size() == 37 - 17);
+    CHECK(summary["keys"][0]["key"] == "hot");
+    CHECK(summary["keys"][0]["reads"] == kPhases * kHot);
+    std::uint64_t listed = 0;
+    for (const auto& k : summary["keys"]) listed += k["reads"].get<std::uint64_t>();
+    // what was forgotten is still counted, as other_key_ops
+    CHECK(listed + total["other_key_ops"].get<std::uint64_t>() == kPhases * (kHot + kNew));
+    CHECK(total["other_key_ops"] == 17);
 }
 
 TEST_CASE("syscall path counts clients on a unix socket", "[bpf][syscall][unix]") {
