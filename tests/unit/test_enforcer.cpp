@@ -425,3 +425,35 @@ TEST_CASE("enforcer: allowlisted commands go to the kernel by their table hash",
     bad.allow_commands = {"FROBNICATE"};
     CHECK_THROWS_WITH(Enforcer(sink, bad, targets), Contains("unknown Redis command 'FROBNICATE'"));
 }
+
+TEST_CASE("enforcer: the fall breaker reads a small remainder as counter skew, not as traffic that fell",
+          "[enforcer]") {
+    FakeSink sink;
+    auto targets = one_redis();
+    ActConfig cfg;
+    cfg.fall_share = 0.5;
+    cfg.fall_intervals = 3;
+    Enforcer e(sink, cfg, targets);
+    const Rule& r = e.add(key_rule("hot", 100), "manual", "", 0, 100);
+    std::uint32_t slot = r.slot;
+    std::uint64_t matched = 0;
+    // all traffic is the rule's key: `served` and the rule's count differ only by when they were read
+    auto interval = [&](double now, std::uint64_t admitted, std::uint64_t served) {
+        matched += admitted;
+        sink.stats[slot].matched = matched;
+        e.tick(now, {}, {served});
+    };
+    interval(101, 11000, 11000);
+    interval(102, 11000, 11000);  // the rule came during this interval
+    interval(103, 11000, 11099);  // 99 more read on the server's side: under 2 % of 11099
+    for (int t = 104; t <= 110; ++t) interval(t, 11000, 11000);
+    CHECK(e.rules().size() == 1);
+    CHECK_FALSE(e.suspended(0, 110));
+    // a real remainder still counts: 3000/s of other traffic falling to 0 trips it
+    interval(111, 11000, 14000);
+    interval(112, 11000, 11000);
+    interval(113, 11000, 11000);
+    interval(114, 11000, 11000);
+    CHECK(e.rules().empty());
+    CHECK(e.suspended(0, 114));
+}

@@ -43,6 +43,10 @@ const char* action_name(RuleAction a) {
 
 namespace {
 
+// Share of a server's requests within which "requests no rule matched" is read
+// skew between its counters and the rules' (taken a few ms apart), not traffic.
+constexpr double kSkewShare = 0.02;
+
 double requests_of(const std::vector<std::uint64_t>& requests, std::uint32_t target) {
     return target < requests.size() ? static_cast<double>(requests[target]) : 0;
 }
@@ -493,10 +497,11 @@ void Enforcer::suspend(std::uint32_t target, double now, const std::string& why)
 
 void Enforcer::watch_other_traffic(double now, const std::vector<std::uint64_t>& requests) {
     // requests served that no enforcing rule matched, per server, this interval
-    std::map<std::uint32_t, double> other;
+    std::map<std::uint32_t, double> other, all;
     for (const auto& r : rules_) {
         if (r.spec.dry_run) continue;
         double served = requests_of(requests, r.spec.target);
+        all[r.spec.target] = served;
         auto [it, fresh] = other.try_emplace(r.spec.target, served);
         (void)fresh;
         // matched = admitted + dropped; the admitted ones are this rule's traffic
@@ -508,7 +513,9 @@ void Enforcer::watch_other_traffic(double now, const std::vector<std::uint64_t>&
     double dt = now - last_tick_;
     if (last_tick_ == 0 || dt <= 0) return;
     for (const auto& [t, n] : other) {
-        double rate = std::max(0.0, n) / dt;
+        // the server's requests and the rules' counts are read a few ms apart: a
+        // remainder within kSkewShare of all requests is that skew, not other traffic
+        double rate = n > kSkewShare * all[t] ? n / dt : 0.0;
         FallWatch& w = fall_[t];
         if (w.changes != changes_[t]) {
             // the rules changed during this interval: what they match is
