@@ -295,6 +295,17 @@ public:
         return lines;
     }
 
+    /// stop(), then the summary line; throws unless the run exited 0 with one.
+    nlohmann::json summary() {
+        int status = 0;
+        auto lines = stop(&status);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            throw std::runtime_error("keyscope did not exit 0 (wait status " + std::to_string(status) + ")");
+        if (lines.empty() || lines.back()["type"] != "summary")
+            throw std::runtime_error("keyscope printed no summary line at exit");
+        return lines.back();
+    }
+
 private:
     std::optional<std::string> next_line(std::chrono::milliseconds timeout) {
         auto deadline = std::chrono::steady_clock::now() + timeout;

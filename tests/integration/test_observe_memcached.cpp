@@ -34,11 +34,7 @@ TEST_CASE("memcached: exact per-key reads, writes, hits and misses", "[memcached
     close(a);
     close(b);
     d.lines_for(std::chrono::milliseconds(700));
-    int status = 0;
-    auto lines = d.stop(&status);
-    REQUIRE(!lines.empty());
-    const json& summary = lines.back();
-    REQUIRE(summary["type"] == "summary");
+    const json summary = d.summary();
     INFO(summary.dump());
     std::map<std::string, json> keys;
     for (const auto& k : summary["keys"]) keys[k["key"]] = k;
@@ -110,11 +106,7 @@ TEST_CASE("one daemon observes Redis and memcached, found by process, each key o
     text_roundtrip(m, gets, "MN\r\n");
     close(m);
     d.lines_for(std::chrono::milliseconds(700));
-    int status = 0;
-    auto lines = d.stop(&status);
-    REQUIRE(!lines.empty());
-    const json& summary = lines.back();
-    REQUIRE(summary["type"] == "summary");
+    const json summary = d.summary();
     INFO(summary.dump());
     auto rows = rows_by_server(summary);
     const json& rk = rows[{rs, "shared:1"}];
@@ -172,10 +164,7 @@ TEST_CASE("a restarted memcached (new pid, same port) is followed on the syscall
     CHECK(restarted["pid"] == second.pid());
     get_n("after", 5);
     d.lines_for(std::chrono::milliseconds(500));
-    int status = 0;
-    auto lines = d.stop(&status);
-    REQUIRE(!lines.empty());
-    const json& summary = lines.back();
+    const json summary = d.summary();
     INFO(summary.dump());
     std::map<std::string, json> keys;
     for (const auto& k : summary["keys"]) keys[k["key"]] = k;

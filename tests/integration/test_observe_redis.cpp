@@ -208,9 +208,7 @@ void check_run(const std::string& probe) {
     CHECK(key_ops == w.key_ops());
 
     // the second daemon saw the same traffic and lists only its top 3
-    auto lines3 = top3.stop(&status);
-    REQUIRE(!lines3.empty());
-    const json& s3 = lines3.back();
+    const json s3 = top3.summary();
     CHECK(s3["total"]["key_ops"] == w.key_ops());
     REQUIRE(s3["keys"].size() == 3);
     CHECK(s3["keys"][0]["key"] == "hot:1");
@@ -247,11 +245,7 @@ TEST_CASE("a full key table: keys that fit stay exact, the rest is counted as un
                 c.roundtrip(batch, 16);
             }
     }
-    int status = 0;
-    auto lines = d.stop(&status);
-    REQUIRE(!lines.empty());
-    const json& summary = lines.back();
-    REQUIRE(summary["type"] == "summary");
+    const json summary = d.summary();
     INFO(summary["total"].dump());
     const json& total = summary["total"];
     CHECK(total["requests"] == kKeys * kRounds);
@@ -289,11 +283,7 @@ TEST_CASE("the summary keeps 2 x --max-keys keys and forgets the less busy half 
             std::this_thread::sleep_for(std::chrono::milliseconds(500));
         }
     }
-    int status = 0;
-    auto lines = d.stop(&status);
-    REQUIRE(!lines.empty());
-    const json& summary = lines.back();
-    REQUIRE(summary["type"] == "summary");
+    const json summary = d.summary();
     INFO(summary.dump());
     const json& total = summary["total"];
     CHECK(total["key_ops"] == kPhases * (kHot + kNew));
@@ -320,10 +310,7 @@ TEST_CASE("syscall path counts clients on a unix socket", "[bpf][syscall][unix]"
         RespClient c(path);
         c.roundtrip(repeat({"SET", "unix:1", "v"}, 3) + repeat({"GET", "unix:1"}, 7), 10);
     }
-    int status = 0;
-    auto lines = d.stop(&status);
-    REQUIRE(!lines.empty());
-    const json& summary = lines.back();
+    const json summary = d.summary();
     INFO("summary: " << summary.dump());
     CHECK(summary["total"]["requests"] == 10);
     REQUIRE(summary["keys"].size() == 1);
