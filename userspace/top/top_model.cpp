@@ -253,6 +253,31 @@ void TopModel::set_filter(std::string text) {
     rebuild();
 }
 
+double column_value(Column c, const TopRow& r) {
+    switch (c) {
+        case Column::ops:
+            return r.ops;
+        case Column::reads:
+            return r.reads;
+        case Column::writes:
+            return r.writes;
+        case Column::p50:
+            return r.p50_us;
+        case Column::p99:
+            return r.p99_us;
+        case Column::bytes:
+            return r.bytes;
+        case Column::max_value:
+            return static_cast<double>(r.max_value);
+        case Column::error_pct:
+            return r.error_pct;
+        case Column::severity:
+            return r.severity;
+        default:
+            return 0;
+    }
+}
+
 void TopModel::rebuild() {
     rows_.clear();
     for (const auto& r : all_)
@@ -261,38 +286,16 @@ void TopModel::rebuild() {
 }
 
 void TopModel::resort() {
-    auto value = [this](const TopRow& r) -> double {
-        switch (sort_) {
-            case Column::ops:
-                return r.ops;
-            case Column::reads:
-                return r.reads;
-            case Column::writes:
-                return r.writes;
-            case Column::p50:
-                return r.p50_us;
-            case Column::p99:
-                return r.p99_us;
-            case Column::bytes:
-                return r.bytes;
-            case Column::max_value:
-                return static_cast<double>(r.max_value);
-            case Column::error_pct:
-                return r.error_pct;
-            case Column::severity:
-                return r.severity;
-            default:
-                return 0;
-        }
-    };
     std::stable_sort(rows_.begin(), rows_.end(), [&](const TopRow& a, const TopRow& b) {
         int cmp = 0;
         if (sort_ == Column::key)
             cmp = a.key.compare(b.key);
         else if (sort_ == Column::server)
             cmp = a.server.compare(b.server);
-        else
-            cmp = value(a) < value(b) ? -1 : value(a) > value(b) ? 1 : 0;
+        else {
+            double x = column_value(sort_, a), y = column_value(sort_, b);
+            cmp = x < y ? -1 : x > y ? 1 : 0;
+        }
         // ties: by key, then server, always ascending, so rows do not jump between refreshes
         if (cmp == 0) return a.key != b.key ? a.key < b.key : a.server < b.server;
         return descending_ ? cmp > 0 : cmp < 0;

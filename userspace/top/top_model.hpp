@@ -47,6 +47,9 @@ struct TopRow {
     LatencyHistogram lat{};
 };
 
+/// The number a numeric column sorts `r` by (0 for key and server, which sort as text).
+double column_value(Column c, const TopRow& r);
+
 /// The header's numbers.
 struct TopSummary {
     std::vector<std::string> targets;
