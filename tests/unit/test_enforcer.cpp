@@ -289,23 +289,37 @@ TEST_CASE("enforcer: the circuit breaker suspends a server's rules and resumes",
     CHECK(seen == std::vector<std::string>{"added", "suspended", "resumed"});
 }
 
-TEST_CASE("enforcer: the circuit breaker trips when the rest of the traffic falls instead of recovering",
-          "[enforcer]") {
+/// The fall breaker set to trip when other traffic stays under half its best for 3 intervals,
+/// and one manual rule on "hot" added at t=100.
+struct FallBreakerRig {
     FakeSink sink;
-    auto targets = one_redis();
-    ActConfig cfg;
-    cfg.fall_share = 0.5;
-    cfg.fall_intervals = 3;
-    Enforcer e(sink, cfg, targets);
-    const Rule& r = e.add(key_rule("hot", 100), "manual", "", 0, 100);
-    std::uint32_t slot = r.slot;
+    std::vector<Target> targets = one_redis();
+    Enforcer e{sink, config(), targets};
+    std::uint32_t slot = e.add(key_rule("hot", 100), "manual", "", 0, 100).slot;
     std::uint64_t matched = 0;
-    // one interval: `served` requests, 100 of them the rule's admitted hot key
-    auto interval = [&](double now, std::uint64_t served) {
-        matched += 100;
+
+    static ActConfig config() {
+        ActConfig cfg;
+        cfg.fall_share = 0.5;
+        cfg.fall_intervals = 3;
+        return cfg;
+    }
+    /// One interval ending at `now`: the server served `served` requests, `admitted` of them
+    /// counted as matching the rule.
+    void interval(double now, std::uint64_t admitted, std::uint64_t served) {
+        matched += admitted;
         sink.stats[slot].matched = matched;
         e.tick(now, {}, {served});
-    };
+    }
+};
+
+TEST_CASE("enforcer: the circuit breaker trips when the rest of the traffic falls instead of recovering",
+          "[enforcer]") {
+    FallBreakerRig rig;
+    FakeSink& sink = rig.sink;
+    Enforcer& e = rig.e;
+    // one interval: `served` requests, 100 of them the rule's admitted hot key
+    auto interval = [&](double now, std::uint64_t served) { rig.interval(now, 100, served); };
     interval(101, 50000);  // the first tick only learns the time
     interval(102, 40000);  // the rule came during this interval: not a reference
     interval(103, 10100);  // 10000/s not matched: the best so far
@@ -428,20 +442,11 @@ TEST_CASE("enforcer: allowlisted commands go to the kernel by their table hash",
 
 TEST_CASE("enforcer: the fall breaker reads a small remainder as counter skew, not as traffic that fell",
           "[enforcer]") {
-    FakeSink sink;
-    auto targets = one_redis();
-    ActConfig cfg;
-    cfg.fall_share = 0.5;
-    cfg.fall_intervals = 3;
-    Enforcer e(sink, cfg, targets);
-    const Rule& r = e.add(key_rule("hot", 100), "manual", "", 0, 100);
-    std::uint32_t slot = r.slot;
-    std::uint64_t matched = 0;
+    FallBreakerRig rig;
+    Enforcer& e = rig.e;
     // all traffic is the rule's key: `served` and the rule's count differ only by when they were read
     auto interval = [&](double now, std::uint64_t admitted, std::uint64_t served) {
-        matched += admitted;
-        sink.stats[slot].matched = matched;
-        e.tick(now, {}, {served});
+        rig.interval(now, admitted, served);
     };
     interval(101, 11000, 11000);
     interval(102, 11000, 11000);  // the rule came during this interval
