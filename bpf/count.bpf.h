@@ -124,20 +124,26 @@ static __always_inline void ks_on_cmd(struct ks_walk *w)
 }
 
 /* Who sends requests for a hot key: only for watched keys, so the common path
- * pays one predictable branch. */
+ * pays one predictable branch, and a key nobody watches one bit test. A pair
+ * already counted needs one lookup; the watch list is asked only for a new
+ * pair (a pair left from a key watched no more is ignored by the daemon). */
 static __always_inline void ks_count_client(struct ks_walk *w, __u64 hash)
 {
 	struct ks_key_ref ref = {.hash = hash, .target = w->flow->target};
 	struct ks_client_key ck = {.hash = hash, .target = w->flow->target};
+	__u32 bit = ks_watch_bit(hash, w->flow->target), zero = 0;
+	struct ks_watch_bits *bits = bpf_map_lookup_elem(&ks_watch_bits, &zero);
 	__u64 one = 1, *n;
 
-	if (!bpf_map_lookup_elem(&ks_watch, &ref))
+	if (!bits || !(bits->w[(bit / 64) & (KS_WATCH_BITS / 64 - 1)] & (1ULL << (bit & 63))))
 		return;
 	__builtin_memcpy(ck.addr, w->flow->caddr, 16);
 	n = bpf_map_lookup_elem(&ks_key_clients, &ck);
-	if (n)
+	if (n) {
 		__sync_fetch_and_add(n, 1);
-	else
+		return;
+	}
+	if (bpf_map_lookup_elem(&ks_watch, &ref))
 		bpf_map_update_elem(&ks_key_clients, &ck, &one, BPF_NOEXIST);
 }
 

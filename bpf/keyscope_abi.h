@@ -240,6 +240,30 @@ struct ks_config {
 
 /* Keys whose clients are counted (hot keys; the daemon keeps the list short). */
 #define KS_MAX_WATCH 64
+/*
+ * A filter in front of ks_watch: bit ks_watch_bit() of every watched key is
+ * set, so a key op on a key nobody watches costs one load instead of a
+ * hash-map lookup (a false positive only costs that lookup).
+ */
+#define KS_WATCH_BITS 4096
+struct ks_watch_bits {
+	__u64 w[KS_WATCH_BITS / 64];
+};
+static inline __u32 ks_watch_bit(__u64 hash, __u32 target)
+{
+	return (__u32)(hash ^ (hash >> 29) ^ (hash >> 47) ^ target) & (KS_WATCH_BITS - 1);
+}
+
+/*
+ * The targets' ports as a bitmap, indexed by the port in network byte order:
+ * a segment of other traffic leaves after one load instead of two hash-map
+ * lookups (the exact target check comes after).
+ */
+#define KS_PORT_WORDS (65536 / 64)
+struct ks_port_bits {
+	__u64 w[KS_PORT_WORDS];
+};
+
 /* (watched key, client address) pairs counted at once. */
 #define KS_MAX_KEY_CLIENTS 4096
 

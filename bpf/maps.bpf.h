@@ -229,6 +229,22 @@ struct {
 	__type(value, __u32);
 } ks_watch SEC(".maps") __weak;
 
+/** Bits of the watched keys (see struct ks_watch_bits). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ks_watch_bits);
+} ks_watch_bits SEC(".maps") __weak;
+
+/** Ports of the targets (see struct ks_port_bits). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ks_port_bits);
+} ks_target_ports SEC(".maps") __weak;
+
 /** Requests per (watched key, client address); drained by the daemon. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -45,6 +45,16 @@ static __always_inline struct ks_target_val *ks_find_target(struct ks_target_key
 	return bpf_map_lookup_elem(&ks_targets, tk);
 }
 
+/* Is `port` (network byte order) a target's? */
+static __always_inline int ks_target_port(__u16 port)
+{
+	struct ks_port_bits *bits;
+	__u32 zero = 0;
+
+	bits = bpf_map_lookup_elem(&ks_target_ports, &zero);
+	return bits && (bits->w[(port / 64) & (KS_PORT_WORDS - 1)] & (1ULL << (port & 63)));
+}
+
 /* Parses and counts one segment; returns KS_DROP when a rule drops it. */
 static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 {
@@ -63,6 +73,35 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 	__u16 sport, dport;
 	__s32 diff;
 
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = data + ETH_HLEN;
+
+		if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_TCP)
+			return KS_PASS;
+		if (ip->frag_off & bpf_htons(0x3fff))
+			return KS_PASS; /* fragments: not parsed */
+		l4_off = ETH_HLEN + ip->ihl * 4;
+		ip_payload = bpf_ntohs(ip->tot_len) - ip->ihl * 4;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data + ETH_HLEN;
+
+		if ((void *)(ip6 + 1) > data_end || ip6->nexthdr != IPPROTO_TCP)
+			return KS_PASS; /* extension headers: not parsed */
+		l4_off = ETH_HLEN + sizeof(*ip6);
+		ip_payload = bpf_ntohs(ip6->payload_len);
+	} else {
+		return KS_PASS;
+	}
+	if (l4_off > 120)
+		return KS_PASS;
+	th = data + l4_off;
+	if ((void *)(th + 1) > data_end)
+		return KS_PASS;
+	sport = th->source;
+	dport = th->dest;
+	if (!ks_target_port(dir == KS_DIR_REQ ? dport : sport))
+		return KS_PASS; /* other traffic, and on `lo` the other direction */
+
 	/* the connection and target keys live in the per-CPU scratch: the
 	 * stack is needed for the walk's call chain (512 bytes in all) */
 	scr = bpf_map_lookup_elem(&ks_scratch, &zero);
@@ -75,33 +114,18 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = data + ETH_HLEN;
 
-		if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_TCP)
+		if ((void *)(ip + 1) > data_end)
 			return KS_PASS;
-		if (ip->frag_off & bpf_htons(0x3fff))
-			return KS_PASS; /* fragments: not parsed */
-		l4_off = ETH_HLEN + ip->ihl * 4;
-		ip_payload = bpf_ntohs(ip->tot_len) - ip->ihl * 4;
 		ks_addr4(fk->caddr, dir == KS_DIR_REQ ? ip->saddr : ip->daddr);
 		ks_addr4(fk->saddr, dir == KS_DIR_REQ ? ip->daddr : ip->saddr);
-	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+	} else {
 		struct ipv6hdr *ip6 = data + ETH_HLEN;
 
-		if ((void *)(ip6 + 1) > data_end || ip6->nexthdr != IPPROTO_TCP)
-			return KS_PASS; /* extension headers: not parsed */
-		l4_off = ETH_HLEN + sizeof(*ip6);
-		ip_payload = bpf_ntohs(ip6->payload_len);
+		if ((void *)(ip6 + 1) > data_end)
+			return KS_PASS;
 		__builtin_memcpy(fk->caddr, dir == KS_DIR_REQ ? &ip6->saddr : &ip6->daddr, 16);
 		__builtin_memcpy(fk->saddr, dir == KS_DIR_REQ ? &ip6->daddr : &ip6->saddr, 16);
-	} else {
-		return KS_PASS;
 	}
-	if (l4_off > 120)
-		return KS_PASS;
-	th = data + l4_off;
-	if ((void *)(th + 1) > data_end)
-		return KS_PASS;
-	sport = th->source;
-	dport = th->dest;
 	fk->cport = dir == KS_DIR_REQ ? sport : dport;
 	fk->sport = dir == KS_DIR_REQ ? dport : sport;
 
@@ -109,7 +133,7 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 	tk->port = fk->sport;
 	tv = ks_find_target(tk);
 	if (!tv)
-		return KS_PASS; /* not a target: costs a header parse and one lookup */
+		return KS_PASS; /* a target's port, but not its address */
 
 	if (th->doff * 4 > ip_payload)
 		return KS_PASS;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstring>
 #include <ctime>
@@ -205,6 +206,7 @@ void Probes::fill_maps(const ProbeOptions& opts) {
     int targets = bpf_map__fd(skel_->maps.ks_targets);
     int pids = bpf_map__fd(skel_->maps.ks_target_pids);
     int protos = bpf_map__fd(skel_->maps.ks_target_protos);
+    ks_port_bits ports{};
     for (std::uint32_t id = 0; id < opts.targets.size(); ++id) {
         const auto& t = opts.targets[id];
         ks_target_key k{};
@@ -216,11 +218,16 @@ void Probes::fill_maps(const ProbeOptions& opts) {
             throw Error("registering target " + t.server() + " failed: " + errno_text(errno));
         if (bpf_map_update_elem(targets, &k, &v, BPF_ANY))
             throw Error("registering target " + t.server() + " failed: " + errno_text(errno));
+        ports.w[k.port / 64] |= std::uint64_t{1}
+                                << (k.port % 64);  // network byte order, as the programs see it
         if (t.pid) {
             std::uint32_t pid = static_cast<std::uint32_t>(t.pid);
             bpf_map_update_elem(pids, &pid, &id, BPF_ANY);
         }
     }
+    std::uint32_t zero = 0;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ks_target_ports), &zero, &ports, BPF_ANY))
+        throw Error("registering the targets' ports failed: " + errno_text(errno));
 }
 
 void Probes::attach_tc(const ProbeOptions& opts) {
@@ -288,13 +295,25 @@ void Probes::set_watch(const std::vector<std::pair<std::uint64_t, std::uint32_t>
         bpf_map_delete_elem(fd, &ref);
     }
     watched_.clear();
+    ks_watch_bits bits{};
     for (const auto& [hash, target] : keys) {
         if (watched_.size() >= KS_MAX_WATCH) break;
         ks_key_ref ref{};
         ref.hash = hash;
         ref.target = target;
         std::uint32_t one = 1;
-        if (bpf_map_update_elem(fd, &ref, &one, BPF_ANY) == 0) watched_.push_back({hash, target});
+        if (bpf_map_update_elem(fd, &ref, &one, BPF_ANY) == 0) {
+            watched_.push_back({hash, target});
+            const std::uint32_t bit = ks_watch_bit(hash, target);
+            bits.w[bit / 64] |= std::uint64_t{1} << (bit % 64);
+        }
+    }
+    std::uint32_t zero = 0;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ks_watch_bits), &zero, &bits, BPF_ANY)) {
+        // without its filter the programs would count none of them
+        spdlog::warn("counting the clients of hot keys is off: writing its filter failed: {}",
+                     errno_text(errno));
+        watched_.clear();
     }
     config_.watching = watched_.empty() ? 0 : 1;
     write_config("switching client counting");
@@ -313,7 +332,10 @@ std::vector<std::pair<ks_client_key, std::uint64_t>> Probes::drain_clients() {
     for (const auto& key : keys) {
         std::uint64_t n = 0;
         // read and delete: a request counted in between lands in the next interval
-        if (bpf_map_lookup_and_delete_elem(fd, &key, &n) == 0 && n) out.push_back({key, n});
+        if (bpf_map_lookup_and_delete_elem(fd, &key, &n) || !n) continue;
+        // a pair of a key unwatched since may have counted on: not this key's interval
+        const std::pair<std::uint64_t, std::uint32_t> ref{key.hash, key.target};
+        if (std::find(watched_.begin(), watched_.end(), ref) != watched_.end()) out.push_back({key, n});
     }
     return out;
 }
