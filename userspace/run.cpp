@@ -96,6 +96,10 @@ struct SnapshotBuilder {
         s.interval_s = secs;
         totals.resize(targets.size());
         lat.resize(targets.size());
+        // formatted once: a busy interval has thousands of slot rows
+        std::vector<std::string> server_names;
+        for (const auto& t : targets) server_names.push_back(t.server());
+        auto server_of = [&](std::uint32_t t) { return t < server_names.size() ? server_names[t] : "?"; };
         std::vector<LatencyHistogram> lat_now(targets.size());
         for (std::size_t t = 0; t < targets.size() && t < server_lat.size(); ++t) {
             lat_now[t] = server_lat[t];
@@ -104,7 +108,7 @@ struct SnapshotBuilder {
         for (std::size_t t = 0; t < targets.size(); ++t) {
             if (t < d.per_target.size()) totals[t] += d.per_target[t];
             ServerSnapshot srv;
-            srv.server = targets[t].server();
+            srv.server = server_names[t];
             srv.proto = targets[t].proto;
             srv.interval = t < d.per_target.size() ? d.per_target[t] : Totals{};
             srv.total = totals[t];
@@ -115,7 +119,7 @@ struct SnapshotBuilder {
         std::map<std::pair<std::string, std::string>, std::size_t> row_of;  // (server, shown key) -> row
         for (const auto& k : top_keys(d.keys, keys_n)) {
             KeySnapshot row;
-            row.server = k.target < targets.size() ? targets[k.target].server() : "?";
+            row.server = server_of(k.target);
             row.proto = k.target < targets.size() ? targets[k.target].proto : "?";
             row.key = k.named ? report.keys.format(k.key, k.truncated, k.hash)
                               : report.keys.format("", false, k.hash);
@@ -151,7 +155,7 @@ struct SnapshotBuilder {
         for (const auto& e : samples) {
             if (e.kind != EntityKind::prefix && e.kind != EntityKind::slot) continue;
             EntityRow r;
-            r.server = e.target < targets.size() ? targets[e.target].server() : "?";
+            r.server = server_of(e.target);
             r.name = e.kind == EntityKind::prefix ? report.keys.format_prefix(e.name) : e.name;
             r.reads = e.reads;
             r.writes = e.writes;
