@@ -28,6 +28,14 @@ struct ks_walk {
 	__u32 pos;	   /* next byte of scr->win.buf */
 	__u32 len;	   /* bytes in scr->win.buf */
 	__u32 watching;	   /* some keys have their clients counted (ks_watch) */
+	__u32 parser;	   /* enum ks_parser: the one ks_parse_window() runs */
+};
+
+enum ks_parser {
+	KS_PARSER_REQ = 0,
+	KS_PARSER_REP,
+	KS_PARSER_MC_REQ,
+	KS_PARSER_MC_REP,
 };
 
 static __always_inline void ks_walk_init(struct ks_walk *w, struct ks_flow *f, struct ks_scratch *scr,
@@ -333,7 +341,7 @@ static __always_inline void ks_mc_on_value(struct ks_walk *w)
 		s->max_value = rp->value_len;
 }
 
-static long ks_mc_req_cb(__u64 i, void *ctx)
+static __always_inline long ks_mc_req_cb(void *ctx)
 {
 	struct ks_walk *w = ctx;
 	struct ks_mc_req *rq = &w->flow->mreq;
@@ -360,7 +368,7 @@ static long ks_mc_req_cb(__u64 i, void *ctx)
 	return 0;
 }
 
-static long ks_mc_rep_cb(__u64 i, void *ctx)
+static __always_inline long ks_mc_rep_cb(void *ctx)
 {
 	struct ks_walk *w = ctx;
 	struct ks_mc_rep *rp = &w->flow->mrep;
@@ -387,7 +395,7 @@ static long ks_mc_rep_cb(__u64 i, void *ctx)
 	return 0;
 }
 
-static long ks_req_cb(__u64 i, void *ctx)
+static __always_inline long ks_req_cb(void *ctx)
 {
 	struct ks_walk *w = ctx;
 	__u32 pos = w->pos;
@@ -412,7 +420,7 @@ static long ks_req_cb(__u64 i, void *ctx)
 	return 0;
 }
 
-static long ks_rep_cb(__u64 i, void *ctx)
+static __always_inline long ks_rep_cb(void *ctx)
 {
 	struct ks_walk *w = ctx;
 	__u32 pos = w->pos;
@@ -473,22 +481,41 @@ static __always_inline void ks_skip(struct ks_walk *w, int dir, __u32 n)
 	}
 }
 
+/*
+ * One step of whichever parser the walk runs. A single callback, so that
+ * ks_parse_window() has one bpf_loop call site, which the verifier inlines
+ * into a plain loop. With a call site per parser clang merged them into one
+ * call taking the callback in a register; the verifier then leaves it to the
+ * helper, which makes an indirect call (a retpoline here) for every step.
+ */
+static long ks_parse_cb(__u64 i, void *ctx)
+{
+	struct ks_walk *w = ctx;
+
+	switch (w->parser) {
+	case KS_PARSER_REQ:
+		return ks_req_cb(ctx);
+	case KS_PARSER_REP:
+		return ks_rep_cb(ctx);
+	case KS_PARSER_MC_REQ:
+		return ks_mc_req_cb(ctx);
+	default:
+		return ks_mc_rep_cb(ctx);
+	}
+}
+
 /* Parse the `n` bytes now in scr->win.buf; returns the bytes consumed. */
 static __always_inline __u32 ks_parse_window(struct ks_walk *w, int dir, __u32 n)
 {
 	w->pos = 0;
 	w->len = n;
-	if (w->flow->proto == KS_PROTO_MEMCACHED) {
-		/* every step consumes at least one byte */
-		if (dir == KS_DIR_REQ)
-			bpf_loop(KS_SCRATCH + 1, ks_mc_req_cb, w, 0);
-		else
-			bpf_loop(KS_SCRATCH + 1, ks_mc_rep_cb, w, 0);
-	} else if (dir == KS_DIR_REQ) {
-		bpf_loop(2 * KS_SCRATCH + 2, ks_req_cb, w, 0);
-	} else {
-		bpf_loop(KS_SCRATCH + 1, ks_rep_cb, w, 0);
-	}
+	if (w->flow->proto == KS_PROTO_MEMCACHED)
+		w->parser = dir == KS_DIR_REQ ? KS_PARSER_MC_REQ : KS_PARSER_MC_REP;
+	else
+		w->parser = dir == KS_DIR_REQ ? KS_PARSER_REQ : KS_PARSER_REP;
+	/* every step consumes at least one byte, but a request step may also
+	 * report an event without consuming: at most two steps per byte */
+	bpf_loop(2 * KS_SCRATCH + 2, ks_parse_cb, w, 0);
 	return w->pos;
 }
 

@@ -27,20 +27,9 @@
 #include <vector>
 
 #include "../unit/resp_driver.hpp"
+#include "free_port.hpp"
 
 namespace keyscope::test {
-
-inline int free_port() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("bind");
-    socklen_t len = sizeof a;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 inline int connect_tcp(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -23,6 +23,7 @@
 #include "harness.hpp"
 #include "keyscope_abi.h"
 #include "proto/redis_commands.hpp"
+#include "tc_packets.hpp"
 
 using namespace keyscope;
 using namespace keyscope::test;
@@ -31,8 +32,6 @@ namespace {
 
 constexpr int kShot = 2;     // TC_ACT_SHOT
 constexpr int kUnspec = -1;  // TC_ACT_UNSPEC
-
-constexpr std::uint8_t kSyn = 0x02, kPsh = 0x08, kAck = 0x10;
 
 std::uint16_t next_client_port() {
     static std::uint16_t port = 20000;  // a new connection (4-tuple) per flow, over every test case
@@ -44,48 +43,6 @@ std::string get(std::string_view key) {
 }
 
 const std::string kPing = "*1\r\n$4\r\nPING\r\n";
-
-void put16(std::vector<std::uint8_t>& b, std::size_t at, std::uint16_t v) {
-    b[at] = static_cast<std::uint8_t>(v >> 8);
-    b[at + 1] = static_cast<std::uint8_t>(v);
-}
-
-void put32(std::vector<std::uint8_t>& b, std::size_t at, std::uint32_t v) {
-    put16(b, at, static_cast<std::uint16_t>(v >> 16));
-    put16(b, at + 2, static_cast<std::uint16_t>(v));
-}
-
-// Ethernet + IPv4 (127.0.0.1 -> 127.0.0.1) + TCP from `sport` to `dport`.
-// `tcp_len` bytes of TCP header are present in the packet (20 = a whole one).
-std::vector<std::uint8_t> segment(std::uint16_t sport, std::uint16_t dport, std::uint32_t seq,
-                                  std::uint8_t flags, std::string_view payload, std::size_t tcp_len = 20) {
-    constexpr std::size_t eth = 14, ip = 20;
-    std::vector<std::uint8_t> b(eth + ip + tcp_len + payload.size(), 0);
-    put16(b, 12, 0x0800);  // IPv4; both MACs zero
-    std::uint8_t* h = b.data() + eth;
-    h[0] = 0x45;  // version 4, ihl 5
-    put16(b, eth + 2, static_cast<std::uint16_t>(ip + tcp_len + payload.size()));
-    put16(b, eth + 6, 0x4000);  // DF, no fragment
-    h[8] = 64;                  // ttl
-    h[9] = 6;                   // TCP
-    put32(b, eth + 12, INADDR_LOOPBACK);
-    put32(b, eth + 16, INADDR_LOOPBACK);
-    std::uint32_t sum = 0;
-    for (std::size_t i = 0; i < ip; i += 2) sum += static_cast<std::uint32_t>(h[i] << 8 | h[i + 1]);
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-    put16(b, eth + 10, static_cast<std::uint16_t>(~sum));
-    std::vector<std::uint8_t> tcp(20, 0);
-    put16(tcp, 0, sport);
-    put16(tcp, 2, dport);
-    put32(tcp, 4, seq);
-    put32(tcp, 8, (flags & kAck) ? 1 : 0);
-    tcp[12] = 5 << 4;  // doff 5
-    tcp[13] = flags;
-    put16(tcp, 14, 65535);
-    std::memcpy(b.data() + eth + ip, tcp.data(), std::min<std::size_t>(tcp_len, tcp.size()));
-    std::memcpy(b.data() + eth + ip + tcp_len, payload.data(), payload.size());
-    return b;
-}
 
 // One loaded, attached socket path for a target on a port nothing listens
 // on, and its ks_tc_ingress program to run packets through.
@@ -144,30 +101,7 @@ private:
 
     // Our Probes' ks_tc_ingress: the one using our ks_counters map (found by
     // map id, so other keyscope instances loaded meanwhile cannot confuse it).
-    int find_ingress() const {
-        bpf_map_info minfo{};
-        __u32 mlen = sizeof minfo;
-        if (bpf_obj_get_info_by_fd(probes_->counters_fd(), &minfo, &mlen) != 0) return -1;
-        __u32 id = 0;
-        while (bpf_prog_get_next_id(id, &id) == 0) {
-            int fd = bpf_prog_get_fd_by_id(id);
-            if (fd < 0) continue;
-            bpf_prog_info info{};
-            __u32 len = sizeof info;
-            if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && std::string(info.name) == "ks_tc_ingress") {
-                std::vector<__u32> maps(info.nr_map_ids);
-                bpf_prog_info again{};
-                again.nr_map_ids = static_cast<__u32>(maps.size());
-                again.map_ids = reinterpret_cast<std::uintptr_t>(maps.data());
-                len = sizeof again;
-                if (bpf_obj_get_info_by_fd(fd, &again, &len) == 0)
-                    for (__u32 m : maps)
-                        if (m == minfo.id) return fd;
-            }
-            close(fd);
-        }
-        return -1;
-    }
+    int find_ingress() const { return find_program("ks_tc_ingress", probes_->counters_fd()); }
 
     std::uint16_t port_;
     std::unique_ptr<Probes> probes_;
