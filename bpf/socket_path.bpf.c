@@ -68,7 +68,7 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 	struct ks_scratch *scr;
 	struct ks_flow *f;
 	struct tcphdr *th;
-	__u32 l4_off, payload_off, payload_len, ip_payload, seq, zero = 0, gen;
+	__u32 l4_off, payload_off, payload_len, ip_payload, seq, zero = 0;
 	struct ks_config *cfg;
 	__u16 sport, dport;
 	__s32 diff;
@@ -110,7 +110,6 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 	fk = &scr->fk;
 	tk = &scr->tk;
 	__builtin_memset(fk, 0, sizeof(*fk));
-	__builtin_memset(tk, 0, sizeof(*tk));
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = data + ETH_HLEN;
 
@@ -129,11 +128,19 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 	fk->cport = dir == KS_DIR_REQ ? sport : dport;
 	fk->sport = dir == KS_DIR_REQ ? dport : sport;
 
-	__builtin_memcpy(tk->addr, fk->saddr, 16);
-	tk->port = fk->sport;
-	tv = ks_find_target(tk);
-	if (!tv)
-		return KS_PASS; /* a target's port, but not its address */
+	/* a known connection names its target; only a new one is looked up */
+	f = bpf_map_lookup_elem(&ks_flows, fk);
+	if (f) {
+		ck.target = f->target;
+	} else {
+		__builtin_memset(tk, 0, sizeof(*tk));
+		__builtin_memcpy(tk->addr, fk->saddr, 16);
+		tk->port = fk->sport;
+		tv = ks_find_target(tk);
+		if (!tv)
+			return KS_PASS; /* a target's port, but not its address */
+		ck.target = tv->id;
+	}
 
 	if (th->doff * 4 > ip_payload)
 		return KS_PASS;
@@ -144,12 +151,10 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 	cfg = bpf_map_lookup_elem(&ks_config, &zero);
 	if (!cfg)
 		return KS_PASS;
-	gen = cfg->gen & 1;
-	cnt = ks_counters_get(gen, tv->id);
+	cnt = ks_counters_get(cfg->gen, ck.target);
 	if (!cnt)
 		return KS_PASS;
 
-	f = bpf_map_lookup_elem(&ks_flows, fk);
 	if (th->rst) {
 		if (f)
 			bpf_map_delete_elem(&ks_flows, fk);
@@ -162,7 +167,7 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 			return KS_PASS;
 		if (th->syn && !th->ack && dir == KS_DIR_REQ && (cfg->rule_kinds & KS_RK_CONN)) {
 			ks_walk_init(&ck.w, NULL, scr, cnt, cfg);
-			if (ks_judge_syn(&ck.w, cfg, tv->id, fk->caddr) == KS_DROP)
+			if (ks_judge_syn(&ck.w, cfg, ck.target, fk->caddr) == KS_DROP)
 				return KS_DROP; /* the client retries its SYN */
 		}
 		tmpl = bpf_map_lookup_elem(&ks_zero_flow, &zero);
@@ -175,7 +180,7 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 			cnt->flow_full++;
 			return KS_PASS;
 		}
-		f->target = tv->id;
+		f->target = ck.target;
 		f->conn_pick = bpf_get_prandom_u32();
 		__builtin_memcpy(f->caddr, fk->caddr, 16);
 		ks_flow_set_proto(f);

@@ -16,6 +16,7 @@ struct ks_chunk {
 	__u32 off; /* next byte to walk, as an offset into src */
 	__u32 end;
 	int dir;
+	__u32 target; /* socket path: the segment's target (in the padding: the stack is full) */
 };
 
 static __always_inline long ks_copy_window(struct ks_chunk *ck, __u32 n);
