@@ -108,37 +108,26 @@ struct ks_scratch {
 	struct ks_judge_args judge_args;
 };
 
+/* One map as libbpf reads its BTF definition (maps with flags are spelled out). */
+#define KS_MAP(name, map_type, entries, key_type, value_type)                                                          \
+	struct {                                                                                                       \
+		__uint(type, map_type);                                                                                \
+		__uint(max_entries, entries);                                                                          \
+		__type(key, key_type);                                                                                 \
+		__type(value, value_type);                                                                             \
+	} name SEC(".maps") __weak
+
 /** Command table: FNV-1a of the upper-cased name -> key positions. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u64);
-	__type(value, struct ks_cmd_spec);
-} ks_cmds SEC(".maps") __weak;
+KS_MAP(ks_cmds, BPF_MAP_TYPE_HASH, 1024, __u64, struct ks_cmd_spec);
 
 /** Observed servers: listening address (or any) and port -> target id. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 2 * KS_MAX_TARGETS);
-	__type(key, struct ks_target_key);
-	__type(value, struct ks_target_val);
-} ks_targets SEC(".maps") __weak;
+KS_MAP(ks_targets, BPF_MAP_TYPE_HASH, 2 * KS_MAX_TARGETS, struct ks_target_key, struct ks_target_val);
 
 /** Syscall path: processes observed -> 1. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, KS_MAX_TARGETS);
-	__type(key, __u32);
-	__type(value, __u32);
-} ks_target_pids SEC(".maps") __weak;
+KS_MAP(ks_target_pids, BPF_MAP_TYPE_HASH, KS_MAX_TARGETS, __u32, __u32);
 
 /** Protocol of each target (enum ks_proto), indexed by target id. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, KS_MAX_TARGETS);
-	__type(key, __u32);
-	__type(value, __u32);
-} ks_target_protos SEC(".maps") __weak;
+KS_MAP(ks_target_protos, BPF_MAP_TYPE_ARRAY, KS_MAX_TARGETS, __u32, __u32);
 
 /** The per-key table of both generations (see keyscope_abi.h); the daemon
  * flips ks_config.gen, reads the other half through mmap and clears it.
@@ -160,105 +149,40 @@ struct {
 } ks_keys SEC(".maps") __weak;
 
 /** Per-target counters, indexed gen * KS_MAX_TARGETS + target. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2 * KS_MAX_TARGETS);
-	__type(key, __u32);
-	__type(value, struct ks_counters);
-} ks_counters SEC(".maps") __weak;
+KS_MAP(ks_counters, BPF_MAP_TYPE_PERCPU_ARRAY, 2 * KS_MAX_TARGETS, __u32, struct ks_counters);
 
 /** Socket path connections. LRU: abandoned connections age out. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 8192);
-	__type(key, struct ks_flow_key);
-	__type(value, struct ks_flow);
-} ks_flows SEC(".maps") __weak;
+KS_MAP(ks_flows, BPF_MAP_TYPE_LRU_HASH, 8192, struct ks_flow_key, struct ks_flow);
 
 /** Syscall path connections. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 8192);
-	__type(key, struct ks_sys_flow_key);
-	__type(value, struct ks_flow);
-} ks_sys_flows SEC(".maps") __weak;
+KS_MAP(ks_sys_flows, BPF_MAP_TYPE_LRU_HASH, 8192, struct ks_sys_flow_key, struct ks_flow);
 
 /** A zeroed flow, the template for new connections (never written). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ks_flow);
-} ks_zero_flow SEC(".maps") __weak;
+KS_MAP(ks_zero_flow, BPF_MAP_TYPE_ARRAY, 1, __u32, struct ks_flow);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ks_scratch);
-} ks_scratch SEC(".maps") __weak;
+KS_MAP(ks_scratch, BPF_MAP_TYPE_PERCPU_ARRAY, 1, __u32, struct ks_scratch);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ks_config);
-} ks_config SEC(".maps") __weak;
+KS_MAP(ks_config, BPF_MAP_TYPE_ARRAY, 1, __u32, struct ks_config);
 
 /** Enforcement rules (see keyscope_abi.h); written by the daemon. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, KS_MAX_RULES);
-	__type(key, struct ks_rule_key);
-	__type(value, struct ks_rule);
-} ks_rules SEC(".maps") __weak;
+KS_MAP(ks_rules, BPF_MAP_TYPE_HASH, KS_MAX_RULES, struct ks_rule_key, struct ks_rule);
 
 /** Counters of each rule, indexed by ks_rule.slot. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, KS_MAX_RULES);
-	__type(key, __u32);
-	__type(value, struct ks_rule_stats);
-} ks_rule_stats SEC(".maps") __weak;
+KS_MAP(ks_rule_stats, BPF_MAP_TYPE_ARRAY, KS_MAX_RULES, __u32, struct ks_rule_stats);
 
 /** Watched keys (ks_key_ref): their requests are counted per client too. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, KS_MAX_WATCH);
-	__type(key, struct ks_key_ref);
-	__type(value, __u32);
-} ks_watch SEC(".maps") __weak;
+KS_MAP(ks_watch, BPF_MAP_TYPE_HASH, KS_MAX_WATCH, struct ks_key_ref, __u32);
 
 /** Bits of the watched keys (see struct ks_watch_bits). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ks_watch_bits);
-} ks_watch_bits SEC(".maps") __weak;
+KS_MAP(ks_watch_bits, BPF_MAP_TYPE_ARRAY, 1, __u32, struct ks_watch_bits);
 
 /** Ports of the targets (see struct ks_port_bits). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ks_port_bits);
-} ks_target_ports SEC(".maps") __weak;
+KS_MAP(ks_target_ports, BPF_MAP_TYPE_ARRAY, 1, __u32, struct ks_port_bits);
 
 /** Requests per (watched key, client address); drained by the daemon. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, KS_MAX_KEY_CLIENTS);
-	__type(key, struct ks_client_key);
-	__type(value, __u64);
-} ks_key_clients SEC(".maps") __weak;
+KS_MAP(ks_key_clients, BPF_MAP_TYPE_LRU_HASH, KS_MAX_KEY_CLIENTS, struct ks_client_key, __u64);
 
 /** Allowlist: keys, prefixes and clients no rule may touch. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, KS_MAX_RULES);
-	__type(key, struct ks_rule_key);
-	__type(value, __u32);
-} ks_allow SEC(".maps") __weak;
+KS_MAP(ks_allow, BPF_MAP_TYPE_HASH, KS_MAX_RULES, struct ks_rule_key, __u32);
 
 #endif
