@@ -392,6 +392,7 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
         follow_restarts();
         IntervalData& d = interval;  // reused: its buffers keep their size from interval to interval
         collector.collect(d);
+        if (enforcer) enforcer->take_counts();  // as close as can be to the server counters
         cumulative.name_keys(d.keys);
         for (const auto& k : d.keys) cumulative.add(k);
         for (std::size_t i = 0; i < d.per_target.size(); ++i) summary.per_target[i] += d.per_target[i];

@@ -322,17 +322,18 @@ TEST_CASE("enforcer: the circuit breaker trips when the rest of the traffic fall
     auto interval = [&](double now, std::uint64_t served) { rig.interval(now, 100, served); };
     interval(101, 50000);  // the first tick only learns the time
     interval(102, 40000);  // the rule came during this interval: not a reference
-    interval(103, 10100);  // 10000/s not matched: the best so far
-    interval(104, 4000);   // 3900/s, under half of it: one ...
-    interval(105, 4000);   // ... two ...
-    interval(106, 9000);   // recovered: the count starts again
-    interval(107, 4000);
+    interval(103, 10100);  // 10000/s not matched: a level once ...
+    interval(104, 10100);  // ... and held: the best so far
+    interval(105, 4000);   // 3900/s, under half of it: one ...
+    interval(106, 4000);   // ... two ...
+    interval(107, 9000);   // recovered: the count starts again
     interval(108, 4000);
+    interval(109, 4000);
     REQUIRE(e.rules().size() == 1);
-    interval(109, 5099);  // 4999/s: a third low interval in a row
+    interval(110, 5099);  // 4999/s: a third low interval in a row
     CHECK(e.rules().empty());
     CHECK(sink.rules.empty());
-    CHECK(e.suspended(0, 109));
+    CHECK(e.suspended(0, 110));
     auto events = e.take_events();
     REQUIRE(events.size() == 2);
     CHECK(events[1].event == "suspended");
@@ -454,11 +455,17 @@ TEST_CASE("enforcer: the fall breaker reads a small remainder as counter skew, n
     for (int t = 104; t <= 110; ++t) interval(t, 11000, 11000);
     CHECK(e.rules().size() == 1);
     CHECK_FALSE(e.suspended(0, 110));
-    // a real remainder still counts: 3000/s of other traffic falling to 0 trips it
+    // one interval's remainder well over the skew is not a level yet ...
     interval(111, 11000, 14000);
-    interval(112, 11000, 11000);
-    interval(113, 11000, 11000);
-    interval(114, 11000, 11000);
+    for (int t = 112; t <= 115; ++t) interval(t, 11000, 11000);
+    CHECK(e.rules().size() == 1);
+    // ... but 3000/s of other traffic held for two intervals, then falling to 0, trips it
+    interval(116, 11000, 14000);
+    interval(117, 11000, 14000);
+    interval(118, 11000, 11000);
+    interval(119, 11000, 11000);
+    REQUIRE(e.rules().size() == 1);
+    interval(120, 11000, 11000);
     CHECK(e.rules().empty());
-    CHECK(e.suspended(0, 114));
+    CHECK(e.suspended(0, 120));
 }

@@ -520,10 +520,15 @@ void Enforcer::watch_other_traffic(double now, const std::vector<std::uint64_t>&
         if (w.changes != changes_[t]) {
             // the rules changed during this interval: what they match is
             // not comparable with before; start again from the next one
-            w = FallWatch{0, 0, changes_[t]};
+            w = FallWatch{};
+            w.changes = changes_[t];
             continue;
         }
-        w.best = std::max(w.best, rate);
+        // a level held for two intervals in a row: one interval's remainder
+        // alone is as likely a counting artefact (a retransmission, a read
+        // straddling the flip) as traffic that could fall
+        w.best = std::max(w.best, std::min(rate, w.last));
+        w.last = rate;
         bool low = w.best >= cfg_.fall_min_rate && rate < (1 - cfg_.fall_share) * w.best;
         w.low = low ? w.low + 1 : 0;
         if (w.low < cfg_.fall_intervals) continue;
@@ -537,16 +542,24 @@ void Enforcer::watch_other_traffic(double now, const std::vector<std::uint64_t>&
     }
 }
 
-void Enforcer::tick(double now, const std::vector<HotspotEvent>& active,
-                    const std::vector<std::uint64_t>& requests, const KeyClients& clients) {
-    // counters, and rules whose operator TTL ran out
-    std::vector<std::uint32_t> expired;
-    std::map<std::uint32_t, std::uint64_t> dropped;  // target -> segments dropped this interval
+void Enforcer::take_counts() {
     for (auto& r : rules_) {
         ks_rule_stats st = sink_.rule_stats(r.slot);
         r.interval = {st.matched - r.total.matched, st.dropped - r.total.dropped,
                       st.would_drop - r.total.would_drop, st.capped - r.total.capped};
         r.total = {st.matched, st.dropped, st.would_drop, st.capped};
+    }
+    counts_taken_ = true;
+}
+
+void Enforcer::tick(double now, const std::vector<HotspotEvent>& active,
+                    const std::vector<std::uint64_t>& requests, const KeyClients& clients) {
+    if (!counts_taken_) take_counts();
+    counts_taken_ = false;
+    // rules whose operator TTL ran out
+    std::vector<std::uint32_t> expired;
+    std::map<std::uint32_t, std::uint64_t> dropped;  // target -> segments dropped this interval
+    for (auto& r : rules_) {
         dropped[r.spec.target] += r.interval.dropped;
         if (r.expires && now >= r.expires) expired.push_back(r.id);
     }

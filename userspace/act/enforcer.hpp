@@ -113,9 +113,14 @@ public:
     const Rule& add(RuleSpec spec, const std::string& origin, const std::string& reason, double ttl_s,
                     double now);
     bool remove(std::uint32_t id, double now, const std::string& why);
-    /// Once per interval: renews rules in the kernel, reads their counters,
-    /// lets the policy follow `active` hotspots, and runs the circuit breaker
-    /// on `requests[target]` served this interval.
+    /// Reads the rules' counters for the interval now ending. Call it right
+    /// after the server counters are taken: the fall breaker compares the two,
+    /// and reading them far apart makes traffic that is not there (tick()
+    /// reads them itself when this was not called).
+    void take_counts();
+    /// Once per interval: renews rules in the kernel, reads their counters
+    /// (unless take_counts() did), lets the policy follow `active` hotspots,
+    /// and runs the circuit breaker on `requests[target]` served this interval.
     void tick(double now, const std::vector<HotspotEvent>& active, const std::vector<std::uint64_t>& requests,
               const KeyClients& clients = {});
 
@@ -137,8 +142,10 @@ private:
     void suspend(std::uint32_t target, double now, const std::string& why);
     void watch_other_traffic(double now, const std::vector<std::uint64_t>& requests);
 
+    bool counts_taken_ = false;  // take_counts() ran for the interval tick() ends
     struct FallWatch {
         double best = 0;  // requests/s no rule matched, best under the current rules
+        double last = 0;  // the rate of the interval before
         int low = 0;      // intervals in a row under the floor
         std::uint64_t changes = 0;
     };
