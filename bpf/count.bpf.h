@@ -137,14 +137,16 @@ static __always_inline void ks_on_cmd(struct ks_walk *w)
  * pair (a pair left from a key watched no more is ignored by the daemon). */
 static __always_inline void ks_count_client(struct ks_walk *w, __u64 hash)
 {
-	struct ks_key_ref ref = {.hash = hash, .target = w->flow->target};
-	struct ks_client_key ck = {.hash = hash, .target = w->flow->target};
 	__u32 bit = ks_watch_bit(hash, w->flow->target), zero = 0;
 	struct ks_watch_bits *bits = bpf_map_lookup_elem(&ks_watch_bits, &zero);
 	__u64 one = 1, *n;
 
 	if (!bits || !(bits->w[(bit / 64) & (KS_WATCH_BITS / 64 - 1)] & (1ULL << (bit & 63))))
 		return;
+	/* the map keys are built only for a key that passed the filter */
+	struct ks_key_ref ref = {.hash = hash, .target = w->flow->target};
+	struct ks_client_key ck = {.hash = hash, .target = w->flow->target};
+
 	__builtin_memcpy(ck.addr, w->flow->caddr, 16);
 	n = bpf_map_lookup_elem(&ks_key_clients, &ck);
 	if (n) {

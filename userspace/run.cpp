@@ -81,6 +81,7 @@ void emit(const RunOptions& opts, const nlohmann::json& j, const std::string& te
 /// Builds what /metrics, /healthz and the API serve after one collection.
 struct SnapshotBuilder {
     const std::vector<Target>& targets;
+    const std::vector<std::string>& server_names;  // targets[i].server(), formatted once for the run
     const ReportContext& report;
     const HotspotContext& hot;
     std::size_t keys_n;
@@ -96,9 +97,6 @@ struct SnapshotBuilder {
         s.interval_s = secs;
         totals.resize(targets.size());
         lat.resize(targets.size());
-        // formatted once: a busy interval has thousands of slot rows
-        std::vector<std::string> server_names;
-        for (const auto& t : targets) server_names.push_back(t.server());
         auto server_of = [&](std::uint32_t t) { return t < server_names.size() ? server_names[t] : "?"; };
         std::vector<LatencyHistogram> lat_now(targets.size());
         for (std::size_t t = 0; t < targets.size() && t < server_lat.size(); ++t) {
@@ -231,8 +229,8 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
     KeyFormatter fmt(opts.redact, opts.detect_config.prefixes.delimiter);
     ReportContext ctx{targets, fmt, opts.top};
     HotspotContext hot{targets, fmt};
-    SnapshotBuilder snapshots{targets, ctx, hot, hooks.snapshot_keys ? hooks.snapshot_keys : opts.top,
-                              {},      {}};
+    SnapshotBuilder snapshots{
+        targets, servers, ctx, hot, hooks.snapshot_keys ? hooks.snapshot_keys : opts.top, {}, {}};
     SnapshotBoard own_board;
     SnapshotBoard& board = embedded ? *hooks.board : own_board;
     const double started = now_unix();

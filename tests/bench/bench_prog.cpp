@@ -14,6 +14,7 @@
 #include <exception>
 #include <string>
 
+#include "../unit/resp_driver.hpp"
 #include "bpf/probes.hpp"
 #include "free_port.hpp"
 #include "target/target.hpp"
@@ -30,10 +31,6 @@ std::uint64_t timed_run(int fd, const std::vector<std::uint8_t>& pkt) {
                 .data_size_in = static_cast<__u32>(pkt.size()), .repeat = 1);
     if (bpf_prog_test_run_opts(fd, &opts) != 0) throw std::runtime_error("BPF_PROG_TEST_RUN failed");
     return opts.duration;
-}
-
-std::string get(const std::string& key) {
-    return "*2\r\n$3\r\nGET\r\n$" + std::to_string(key.size()) + "\r\n" + key + "\r\n";
 }
 
 }  // namespace
@@ -67,7 +64,7 @@ int main(int argc, char** argv) try {
         for (int i = 0; i < depth; ++i, ++k) {
             // a stride through the range: consecutive requests use far-apart keys
             std::snprintf(key, sizeof key, "key:%012llu", static_cast<unsigned long long>((k * 7919) % keys));
-            requests += get(key);
+            requests += resp_command({"GET", key});
             replies += "$3\r\nabc\r\n";
         }
         const auto req = segment(cport, port, seq, kPsh | kAck, requests);

@@ -39,7 +39,7 @@ std::uint16_t next_client_port() {
 }
 
 std::string get(std::string_view key) {
-    return "*2\r\n$3\r\nGET\r\n$" + std::to_string(key.size()) + "\r\n" + std::string(key) + "\r\n";
+    return resp_command({"GET", std::string(key)});
 }
 
 const std::string kPing = "*1\r\n$4\r\nPING\r\n";
