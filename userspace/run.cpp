@@ -386,6 +386,9 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
         return reply;
     };
 
+    // one roll-up into prefixes, slots and servers serves the detector and the views
+    RollUp roll_up_interval(opts.detect_config.prefixes);
+    std::vector<LatencyHistogram> server_lat;
     auto take = [&](clock::time_point at) {
         follow_restarts();
         IntervalData& d = interval;  // reused: its buffers keep their size from interval to interval
@@ -397,9 +400,7 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
         double secs = std::chrono::duration<double>(at - last).count();
         last = at;
         const double ts = now_unix();
-        // one roll-up into prefixes, slots and servers serves the detector and the views
-        std::vector<LatencyHistogram> server_lat;
-        const auto samples = roll_up(d, opts.detect_config.prefixes, &server_lat);
+        const auto& samples = roll_up_interval(d, &server_lat);
         std::vector<HotspotEvent> events;
         if (opts.detect) events = detector.observe(samples, ts, secs);
         auto active = detector.active();

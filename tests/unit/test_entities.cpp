@@ -414,6 +414,60 @@ TEST_CASE("roll_up: a server with only keyless traffic, and empty input", "[enti
     CHECK(roll_up(IntervalData{}, PrefixRules{}).empty());
 }
 
+TEST_CASE("RollUp: rolling up interval after interval gives what a fresh roll_up gives", "[entities]") {
+    // the daemon keeps one RollUp: nothing of an interval may leak into the next
+    auto interval = [](std::uint64_t scale, bool with_third) {
+        IntervalData d;
+        d.per_target.resize(2);
+        d.per_target[0].requests = 50 * scale;
+        d.per_target[1].requests = 9;
+        auto a = make_key(0, 1, "user:1", 3 * scale, 1);
+        a.lat[ks_lat_bucket(5000)] = 3 * scale;
+        auto b = make_key(0, 2, "{user:1}.x", scale, 0);  // hash tag: the slot of a and c too
+        b.lat[ks_lat_bucket(900000)] = scale;
+        auto c = make_key(0, 3, "{user:1}.y", 0, 2 * scale);
+        c.lat[ks_lat_bucket(40000)] = 2 * scale;
+        d.keys = {a, b, c};
+        if (with_third) d.keys.push_back(make_key(1, 4, "cart:9", 4, 0));
+        return d;
+    };
+    PrefixRules rules;
+    keyscope::RollUp reused(rules);
+    for (auto [scale, third] : {std::pair{1u, true}, {7u, false}, {2u, true}, {5u, false}}) {
+        INFO("interval with scale " << scale);
+        const IntervalData d = interval(scale, third);
+        std::vector<keyscope::LatencyHistogram> lat_reused, lat_fresh;
+        const auto& got = reused(d, &lat_reused);
+        const auto want = roll_up(d, rules, &lat_fresh);
+        REQUIRE(got.size() == want.size());
+        for (std::size_t i = 0; i < got.size(); ++i) {
+            INFO("sample " << i << " " << want[i].name);
+            CHECK(got[i].kind == want[i].kind);
+            CHECK(got[i].target == want[i].target);
+            CHECK(got[i].name == want[i].name);
+            CHECK(got[i].reads == want[i].reads);
+            CHECK(got[i].writes == want[i].writes);
+            CHECK(got[i].requests == want[i].requests);
+            CHECK(got[i].lat_n == want[i].lat_n);
+            CHECK(got[i].p99_us == want[i].p99_us);
+        }
+        CHECK(lat_reused == lat_fresh);
+        // and the numbers are the truth: the one slot holds all three keys' latencies
+        REQUIRE(slot_name("user:1") == slot_name("{user:1}.x"));
+        const auto* slot = find(got, EntityKind::slot, 0, slot_name("{user:1}.x"));
+        REQUIRE(slot);
+        CHECK(slot->lat_n == 6 * scale);
+        CHECK(slot->p99_us == keyscope::bucket_mid_us(ks_lat_bucket(900000)));
+        const auto* prefix = find(got, EntityKind::prefix, 0, "user:*");
+        REQUIRE(prefix);
+        CHECK(prefix->lat_n == 3 * scale);
+        CHECK(prefix->p99_us == keyscope::bucket_mid_us(ks_lat_bucket(5000)));
+        CHECK(lat_reused[0][ks_lat_bucket(5000)] == 3 * scale);
+        CHECK(lat_reused[0][ks_lat_bucket(900000)] == scale);
+        CHECK(lat_reused[0][ks_lat_bucket(40000)] == 2 * scale);
+    }
+}
+
 TEST_CASE("roll_up: prefix patterns and depth 0", "[entities]") {
     IntervalData d;
     d.per_target.resize(1);

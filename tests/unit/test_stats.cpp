@@ -408,6 +408,61 @@ TEST_CASE("KeyStats: from_bpf") {
     }
 }
 
+TEST_CASE("KeyStats: load over last interval's entry leaves nothing of it, and bounds the histogram") {
+    ks_key_ref ref{};
+    ks_key_stats first{}, second{};
+    first.lat[20] = 3;
+    first.lat[22] = 1;
+    first.lat[KS_LAT_BUCKETS - 1] = 2;
+    second.lat[5] = 7;
+    KeyStats k;
+    CHECK(k.lat_lo == 0);  // filled by hand: the bounds say nothing
+    CHECK(k.lat_hi == KS_LAT_BUCKETS);
+    k.load(ref, first);
+    CHECK(k.lat_lo == 20);
+    CHECK(k.lat_hi == KS_LAT_BUCKETS);
+    k.load(ref, second);  // the collector reuses entries from interval to interval
+    CHECK(k.lat_lo == 5);
+    CHECK(k.lat_hi == 6);
+    for (std::uint32_t b = 0; b < KS_LAT_BUCKETS; ++b) {
+        INFO("bucket " << b);
+        REQUIRE(k.lat[b] == (b == 5 ? 7u : 0u));
+    }
+    k.load(ref, ks_key_stats{});  // no latency at all
+    CHECK(k.lat_lo >= k.lat_hi);
+    for (std::uint32_t b = 0; b < KS_LAT_BUCKETS; ++b) REQUIRE(k.lat[b] == 0);
+}
+
+TEST_CASE("KeyStats: merge widens the histogram bounds to both entries'") {
+    ks_key_ref ref{};
+    ks_key_stats a{}, b{};
+    a.lat[30] = 1;
+    b.lat[10] = 2;
+    b.lat[12] = 4;
+    auto x = KeyStats::from_bpf(ref, a);
+    auto empty = KeyStats::from_bpf(ref, ks_key_stats{});
+    x.merge(empty);
+    CHECK(x.lat_lo == 30);
+    CHECK(x.lat_hi == 31);
+    x.merge(KeyStats::from_bpf(ref, b));
+    CHECK(x.lat_lo == 10);
+    CHECK(x.lat_hi == 31);
+    CHECK(x.lat[10] == 2);
+    CHECK(x.lat[12] == 4);
+    CHECK(x.lat[30] == 1);
+    empty.merge(x);  // an entry without latencies takes the other's bounds
+    CHECK(empty.lat_lo == 10);
+    CHECK(empty.lat_hi == 31);
+    CHECK(quantile_us(empty.lat, 1.0) == quantile_us(x.lat, 1.0));
+    // an entry filled by hand has wide bounds, and merging it reads all of it
+    KeyStats by_hand;
+    by_hand.lat[90] = 5;
+    x.merge(by_hand);
+    CHECK(x.lat[90] == 5);
+    CHECK(x.lat_lo == 0);
+    CHECK(x.lat_hi == KS_LAT_BUCKETS);
+}
+
 // ---- quantile_us ---------------------------------------------------------------
 
 TEST_CASE("quantile_us: empty histogram gives 0") {

@@ -43,7 +43,10 @@ Totals Collector::take_counters(std::uint32_t gen, std::uint32_t target) {
 
 void Collector::drain_keys(std::uint32_t gen, std::vector<KeyStats>& out) {
     // no program writes this half any more (see kGenerationGrace): read the
-    // claimed slots through the mapping, then zero them for its next turn
+    // claimed slots through the mapping, then zero them for its next turn.
+    // `out` holds the last interval's keys: overwriting them in place keeps
+    // their names' buffers instead of freeing and allocating one per key.
+    std::size_t n = 0;
     KeyTableView t = probes_.key_table(gen);
     for (std::uint32_t b = 0; b < t.buckets; ++b) {
         ks_key_bucket& bucket = t.tags[b];
@@ -55,11 +58,13 @@ void Collector::drain_keys(std::uint32_t gen, std::vector<KeyStats>& out) {
             ks_key_ref ref{};
             ref.hash = s.hash;
             ref.target = s.target;
-            out.emplace_back().load(ref, s);
+            (n < out.size() ? out[n] : out.emplace_back()).load(ref, s);
+            ++n;
             std::memset(&s, 0, sizeof s);
         }
         if (used) std::memset(&bucket, 0, sizeof bucket);
     }
+    out.resize(n);
 }
 
 void Collector::collect(IntervalData& into) {
@@ -69,7 +74,6 @@ void Collector::collect(IntervalData& into) {
     std::this_thread::sleep_for(kGenerationGrace);
     into.per_target.assign(ntargets_, Totals{});
     for (std::uint32_t t = 0; t < ntargets_; ++t) into.per_target[t] = take_counters(old, t);
-    into.keys.clear();
     drain_keys(old, into.keys);
 }
 

@@ -72,7 +72,17 @@ void KeyStats::merge(const KeyStats& o) {
     bytes_out += o.bytes_out;
     max_value = std::max(max_value, o.max_value);
     hits += o.hits;
-    for (std::size_t i = 0; i < lat.size(); ++i) lat[i] += o.lat[i];
+    // only the buckets `o` may have: a key has a few, and this one's other
+    // cache lines stay untouched (the cumulative table is far bigger than the caches)
+    if (o.lat_lo >= o.lat_hi) return;
+    for (std::size_t i = o.lat_lo; i < o.lat_hi; ++i) lat[i] += o.lat[i];
+    if (lat_lo >= lat_hi) {
+        lat_lo = o.lat_lo;
+        lat_hi = o.lat_hi;
+    } else {
+        lat_lo = std::min(lat_lo, o.lat_lo);
+        lat_hi = std::max(lat_hi, o.lat_hi);
+    }
 }
 
 KeyStats KeyStats::from_bpf(const ks_key_ref& ref, const ks_key_stats& s) {
@@ -99,7 +109,18 @@ void KeyStats::load(const ks_key_ref& ref, const ks_key_stats& s) {
     bytes_out = s.bytes_out;
     max_value = s.max_value;
     hits = s.hits;
-    std::copy(std::begin(s.lat), std::end(s.lat), lat.begin());
+    // this may be last interval's key: clear what it can have, then copy
+    // what the kernel counted and note where that lies
+    std::fill(lat.begin() + lat_lo, lat.begin() + lat_hi, 0);
+    std::uint32_t lo = KS_LAT_BUCKETS, hi = 0;
+    for (std::uint32_t b = 0; b < KS_LAT_BUCKETS; ++b) {
+        if (!s.lat[b]) continue;
+        lat[b] = s.lat[b];
+        lo = std::min(lo, b);
+        hi = b + 1;
+    }
+    lat_lo = static_cast<std::uint8_t>(lo < hi ? lo : 0);
+    lat_hi = static_cast<std::uint8_t>(hi);
 }
 
 double quantile_us(const LatencyHistogram& h, double q) {
@@ -108,20 +129,24 @@ double quantile_us(const LatencyHistogram& h, double q) {
     return quantile_us(h, q, total);
 }
 
+std::uint64_t quantile_rank(double q, std::uint64_t total) {
+    auto rank = static_cast<std::uint64_t>(q * static_cast<double>(total) + 0.999999);
+    return std::clamp<std::uint64_t>(rank, 1, total);
+}
+
+double bucket_mid_us(std::uint32_t b) {
+    double lo = static_cast<double>(ks_lat_bucket_low(b));
+    double hi = b + 1 < KS_LAT_BUCKETS ? static_cast<double>(ks_lat_bucket_low(b + 1)) : lo * 1.25;
+    return (lo + hi) / 2.0 / 1000.0;
+}
+
 double quantile_us(const LatencyHistogram& h, double q, std::uint64_t total) {
     if (total == 0) return 0;
-    // the rank of the quantile, 1-based: the smallest value with q of samples at or below
-    auto rank = static_cast<std::uint64_t>(q * static_cast<double>(total) + 0.999999);
-    rank = std::clamp<std::uint64_t>(rank, 1, total);
+    const std::uint64_t rank = quantile_rank(q, total);
     std::uint64_t seen = 0;
     for (std::uint32_t b = 0; b < h.size(); ++b) {
         seen += h[b];
-        if (seen >= rank) {
-            // middle of the bucket
-            double lo = static_cast<double>(ks_lat_bucket_low(b));
-            double hi = b + 1 < h.size() ? static_cast<double>(ks_lat_bucket_low(b + 1)) : lo * 1.25;
-            return (lo + hi) / 2.0 / 1000.0;
-        }
+        if (seen >= rank) return bucket_mid_us(b);
     }
     return 0;
 }
@@ -155,26 +180,25 @@ std::size_t KeyTable::find(std::uint32_t target, std::uint64_t hash) const {
             (hash ^ (std::uint64_t{target} * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull >> 20) &
         mask;
     for (;; i = (i + 1) & mask) {
-        const std::uint32_t at = index_[i];
-        if (!at) return i;
-        const KeyStats& k = keys_[at - 1];
-        if (k.hash == hash && k.target == target) return i;
+        const Slot& at = index_[i];
+        if (!at.pos || (at.hash == hash && at.target == target)) return i;
     }
 }
 
 void KeyTable::reindex(std::size_t slots) {
-    index_.assign(slots, 0);
-    for (std::uint32_t i = 0; i < keys_.size(); ++i) index_[find(keys_[i].target, keys_[i].hash)] = i + 1;
+    index_.assign(slots, Slot{});
+    for (std::uint32_t i = 0; i < keys_.size(); ++i)
+        index_[find(keys_[i].target, keys_[i].hash)] = {keys_[i].hash, keys_[i].target, i + 1};
 }
 
 void KeyTable::add(const KeyStats& k) {
     const std::size_t slot = find(k.target, k.hash);
-    if (index_[slot]) {
-        keys_[index_[slot] - 1].merge(k);
+    if (index_[slot].pos) {
+        keys_[index_[slot].pos - 1].merge(k);
         return;
     }
     keys_.push_back(k);
-    index_[slot] = static_cast<std::uint32_t>(keys_.size());
+    index_[slot] = {k.hash, k.target, static_cast<std::uint32_t>(keys_.size())};
     if (capacity_ && keys_.size() > capacity_)
         forget_least_busy();
     else if (keys_.size() * 2 > index_.size())
@@ -183,19 +207,24 @@ void KeyTable::add(const KeyStats& k) {
 
 void KeyTable::forget_least_busy() {
     // keep the busier half (ties: by id, so runs repeat); the key just added
-    // may go too. Ranked through a small index, then the kept entries move once.
+    // may go too. Ranked on copies of what the ranking reads, so it does not
+    // walk the big entries, then the kept entries move once.
     const std::size_t keep = std::max<std::size_t>(capacity_ / 2, 1);
-    std::vector<std::uint32_t> order(keys_.size());
-    for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-    auto busier = [&](std::uint32_t x, std::uint32_t y) {
-        const KeyStats &a = keys_[x], &b = keys_[y];
-        if (a.ops() != b.ops()) return a.ops() > b.ops();
+    struct Rank {
+        std::uint64_t ops, hash;
+        std::uint32_t target, at;
+    };
+    std::vector<Rank> order(keys_.size());
+    for (std::uint32_t i = 0; i < order.size(); ++i)
+        order[i] = {keys_[i].ops(), keys_[i].hash, keys_[i].target, i};
+    auto busier = [](const Rank& a, const Rank& b) {
+        if (a.ops != b.ops) return a.ops > b.ops;
         return a.target != b.target ? a.target < b.target : a.hash < b.hash;
     };
     std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep - 1), order.end(),
                      busier);
     std::vector<char> kept(keys_.size(), 0);
-    for (std::size_t i = 0; i < keep; ++i) kept[order[i]] = 1;
+    for (std::size_t i = 0; i < keep; ++i) kept[order[i].at] = 1;
     std::size_t to = 0;
     for (std::size_t from = 0; from < keys_.size(); ++from) {
         if (!kept[from]) continue;
@@ -210,7 +239,7 @@ void KeyTable::forget_least_busy() {
 void KeyTable::name_keys(std::vector<KeyStats>& keys) const {
     for (auto& k : keys) {
         if (k.named) continue;
-        const std::uint32_t at = index_[find(k.target, k.hash)];
+        const std::uint32_t at = index_[find(k.target, k.hash)].pos;
         if (!at) continue;
         const KeyStats& known = keys_[at - 1];
         if (!known.named) continue;

@@ -39,6 +39,10 @@ struct KeyStats {
                   max_value = 0;
     std::uint64_t hits = 0;  // memcached: values returned (misses = reads - hits)
     LatencyHistogram lat{};
+    /// lat[b] is 0 outside [lat_lo, lat_hi). load() and merge() keep the
+    /// bounds tight, so walking a key's latencies touches a cache line or two
+    /// rather than all of `lat`; code that fills lat itself leaves them wide.
+    std::uint8_t lat_lo = 0, lat_hi = KS_LAT_BUCKETS;
 
     std::uint64_t ops() const { return reads + writes; }
     void merge(const KeyStats& o);
@@ -51,6 +55,11 @@ struct KeyStats {
 double quantile_us(const LatencyHistogram& h, double q);
 /// The same when the histogram's total count is known already.
 double quantile_us(const LatencyHistogram& h, double q, std::uint64_t total);
+/// The 1-based rank of quantile q among `total` samples (total > 0): the
+/// smallest count with q of the samples at or below it.
+std::uint64_t quantile_rank(double q, std::uint64_t total);
+/// What a quantile falling in latency bucket `b` reports: its middle, in microseconds.
+double bucket_mid_us(std::uint32_t b);
 
 /// The `n` keys with most operations, ties broken by key bytes (stable output).
 std::vector<KeyStats> top_keys(const std::vector<KeyStats>& keys, std::size_t n);
@@ -85,8 +94,14 @@ private:
     std::size_t capacity_;
     std::uint64_t forgotten_ = 0;
     std::vector<KeyStats> keys_;  // dense: merging walks no node chains
-    // open addressing over keys_: position + 1, 0 = empty; at most half full
-    std::vector<std::uint32_t> index_;
+    // open addressing over keys_, at most half full; the slot repeats the
+    // key's identity so that probing does not touch the big entries
+    struct Slot {
+        std::uint64_t hash = 0;
+        std::uint32_t target = 0;
+        std::uint32_t pos = 0;  // position in keys_ + 1; 0 = empty
+    };
+    std::vector<Slot> index_;
 };
 
 }  // namespace keyscope

@@ -1,9 +1,9 @@
 #include "detect/detector.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdio>
-#include <unordered_set>
 
 namespace keyscope {
 namespace {
@@ -31,7 +31,8 @@ std::string fmt_ratio(double v) {
     return buf;
 }
 
-double median(std::vector<double> v) {
+// reorders v
+double median(std::vector<double>& v) {
     if (v.empty()) return 0;
     auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
     std::nth_element(v.begin(), mid, v.end());
@@ -170,6 +171,38 @@ std::uint64_t fingerprint(EntityKind kind, std::uint32_t target, std::string_vie
     return h ^ ((static_cast<std::uint64_t>(kind) << 32 | target) * 0x9e3779b97f4a7c15ull);
 }
 
+// Fingerprints in one flat table (linear probing, at most a quarter full):
+// one probe for most of the interval's samples, where a node-based set or a
+// binary search costs several cache misses or mispredicted branches.
+class FingerprintSet {
+public:
+    explicit FingerprintSet(std::size_t n) : slots_(std::bit_ceil(4 * n + 4), 0) {}
+    void insert(std::uint64_t f) {
+        f |= 1;  // 0 marks a free slot
+        std::size_t i = at(f);
+        while (slots_[i] && slots_[i] != f) i = (i + 1) & (slots_.size() - 1);
+        slots_[i] = f;
+    }
+    bool contains(std::uint64_t f) const {
+        f |= 1;
+        for (std::size_t i = at(f);; i = (i + 1) & (slots_.size() - 1)) {
+            if (slots_[i] == f) return true;
+            if (!slots_[i]) return false;
+        }
+    }
+
+private:
+    std::size_t at(std::uint64_t f) const { return (f * 0x9e3779b97f4a7c15ull >> 32) & (slots_.size() - 1); }
+    std::vector<std::uint64_t> slots_;
+};
+
+// the fingerprint of the sample's id (see Detector::id_of), without building it
+std::uint64_t fingerprint(const EntitySample& s) {
+    if (s.kind != EntityKind::key) return fingerprint(s.kind, s.target, s.name);
+    return fingerprint(s.kind, s.target,
+                       std::string_view(reinterpret_cast<const char*>(&s.hash), sizeof s.hash));
+}
+
 }  // namespace
 
 Detector::Detector(DetectConfig cfg, std::vector<std::string> servers)
@@ -202,8 +235,8 @@ double Detector::window_sum(const Entity& e, std::uint64_t Record::*field, doubl
 
 double Detector::baseline(const Entity& e, HotKind kind, double (*metric)(const Record&),
                           bool* enough) const {
-    std::vector<double> v;
-    v.reserve(e.history.size());
+    std::vector<double>& v = baseline_scratch_;  // reused: this runs for every tracked entity and kind
+    v.clear();
     double covered = 0;
     const auto bit = static_cast<std::uint8_t>(1u << static_cast<int>(kind));
     // every record but the current one; intervals when it was hot are not "normal"
@@ -216,7 +249,7 @@ double Detector::baseline(const Entity& e, HotKind kind, double (*metric)(const 
         covered += r.dur;
     }
     *enough = covered + 1e-9 >= cfg_.min_history_s && !v.empty();
-    return median(std::move(v));
+    return median(v);
 }
 
 Detector::Finding Detector::evaluate(const Id& id, const Entity& e, HotKind kind, const Peers& peers,
@@ -418,18 +451,17 @@ void Detector::select_and_record(const std::vector<EntitySample>& samples, doubl
         pick([&](const EntitySample& s) { return s.p99_us * (static_cast<double>(s.ops()) >= min_ops); },
              kTopByOther);
     }
-    // most samples are neither chosen nor tracked: tell them apart without a map lookup
-    std::unordered_set<std::uint64_t> tracked;
-    tracked.reserve(entities_.size());
+    // most samples are neither chosen nor tracked: tell them apart by their
+    // fingerprints in a flat table, without building their ids
+    FingerprintSet tracked(entities_.size());
     for (const auto& [id, e] : entities_)
         tracked.insert(fingerprint(std::get<0>(id), std::get<1>(id), std::get<2>(id)));
 
-    std::unordered_set<const Entity*> recorded;
     for (std::size_t i = 0; i < samples.size(); ++i) {
         const auto& s = samples[i];
         const bool pick = chosen[i] != 0;
+        if (!pick && !tracked.contains(fingerprint(s))) continue;
         Id id = id_of(s);
-        if (!pick && !tracked.count(fingerprint(s.kind, s.target, std::get<2>(id)))) continue;
         auto it = entities_.find(id);
         if (it == entities_.end()) {
             if (!pick) continue;
@@ -455,18 +487,19 @@ void Detector::select_and_record(const std::vector<EntitySample>& samples, doubl
         r.max_value = s.max_value;
         r.p99_ms = static_cast<double>(s.lat_n) >= min_ops ? s.p99_us / 1000.0 : 0;
         e.history.push_back(r);
-        recorded.insert(&e);
+        e.recorded = true;
     }
     // tracked entities without traffic this interval get an empty record, so
     // windows and baselines see the quiet as it was
     for (auto it = entities_.begin(); it != entities_.end();) {
         Entity& e = it->second;
-        if (!recorded.count(&e)) {
+        if (!e.recorded) {
             Record r;
             r.t = now;
             r.dur = interval_s;
             e.history.push_back(r);
         }
+        e.recorded = false;
         while (!e.history.empty() && e.history.front().t <= now - cfg_.history_s) e.history.pop_front();
         if (!e.is_active() && now - e.last_candidate > cfg_.history_s)
             it = entities_.erase(it);
@@ -516,7 +549,7 @@ std::vector<HotspotEvent> Detector::observe(const std::vector<EntitySample>& sam
         }
         for (auto& [k, rw] : rates) {
             peers.count[k] = rw.first.size();
-            peers.median_rw[k] = {median(std::move(rw.first)), median(std::move(rw.second))};
+            peers.median_rw[k] = {median(rw.first), median(rw.second)};
         }
     }
     select_and_record(samples, now, interval_s);

@@ -94,6 +94,7 @@ private:
         std::vector<double> params;  // resolved for this name; empty: its server's
         std::array<std::optional<Active>, kHotKinds> active;
         std::array<int, kHotKinds> pending{};  // intervals in a row above, before a start
+        bool recorded = false;                 // has a record for the interval being fed
 
         bool is_active() const {
             for (const auto& a : active)
@@ -127,6 +128,7 @@ private:
     bool per_name_params_ = false;
     std::map<Id, Entity> entities_;
     double now_ = 0;
+    mutable std::vector<double> baseline_scratch_;
 };
 
 }  // namespace keyscope

@@ -105,29 +105,83 @@ struct SparseLatency {
     std::uint32_t n = 0;
     std::uint64_t total = 0;
 
-    explicit SparseLatency(const LatencyHistogram& h) {
-        for (std::uint32_t b = 0; b < h.size(); ++b) {
+    explicit SparseLatency(const KeyStats& k) {
+        const LatencyHistogram& h = k.lat;
+        for (std::uint32_t b = k.lat_lo; b < k.lat_hi; ++b) {
             if (!h[b]) continue;
             bucket[n++] = static_cast<std::uint8_t>(b);
             total += h[b];
         }
     }
-};
-
-struct Group {
-    EntitySample s;
-    LatencyHistogram lat{};
-
-    void add(const KeyStats& k, const SparseLatency& sparse) {
-        s.reads += k.reads;
-        s.writes += k.writes;
-        s.errors += k.errors;
-        s.bytes_out += k.bytes_out;
-        s.max_value = std::max(s.max_value, k.max_value);
-        s.requests += k.ops();
-        for (std::uint32_t i = 0; i < sparse.n; ++i) lat[sparse.bucket[i]] += k.lat[sparse.bucket[i]];
+    // quantile_us(h, q) walking only the non-empty buckets
+    double quantile_us(const LatencyHistogram& h, double q) const {
+        if (total == 0) return 0;
+        const std::uint64_t rank = quantile_rank(q, total);
+        std::uint64_t seen = 0;
+        for (std::uint32_t i = 0; i < n; ++i) {
+            seen += h[bucket[i]];
+            if (seen >= rank) return bucket_mid_us(bucket[i]);
+        }
+        return 0;
     }
 };
+
+// Most slots (and many prefixes) get one key in an interval, so a group
+// borrows its first key's latencies and gets a histogram of its own (from a
+// pool kept across intervals) only when a second key with latencies joins:
+// no zeroing and scanning of a histogram per slot.
+struct Group {
+    EntitySample s;
+    const KeyStats* first = nullptr;  // the only key with latencies so far
+    std::uint64_t first_n = 0;        // its operations with a latency
+    double first_p99_us = 0;
+    std::int32_t hist = kNone;  // its own histogram in the pool, once it has two such keys
+};
+
+class HistogramPool {
+public:
+    void clear() { used_ = 0; }
+    std::int32_t take() {
+        if (used_ < hists_.size())
+            hists_[used_].fill(0);
+        else
+            hists_.emplace_back();
+        return static_cast<std::int32_t>(used_++);
+    }
+    LatencyHistogram& operator[](std::int32_t i) { return hists_[static_cast<std::size_t>(i)]; }
+
+private:
+    std::vector<LatencyHistogram> hists_;
+    std::size_t used_ = 0;
+};
+
+void add_sparse(LatencyHistogram& to, const LatencyHistogram& from, const SparseLatency& sparse) {
+    for (std::uint32_t i = 0; i < sparse.n; ++i) to[sparse.bucket[i]] += from[sparse.bucket[i]];
+}
+
+// `key` is k's own sample (its latency count and p99 worked out already)
+void add_to(Group& g, HistogramPool& pool, const KeyStats& k, const SparseLatency& sparse,
+            const EntitySample& key) {
+    g.s.reads += k.reads;
+    g.s.writes += k.writes;
+    g.s.errors += k.errors;
+    g.s.bytes_out += k.bytes_out;
+    g.s.max_value = std::max(g.s.max_value, k.max_value);
+    g.s.requests += k.ops();
+    if (sparse.n == 0) return;
+    if (g.hist == kNone && !g.first) {
+        g.first = &k;
+        g.first_n = key.lat_n;
+        g.first_p99_us = key.p99_us;
+        return;
+    }
+    if (g.hist == kNone) {
+        g.hist = pool.take();
+        add_sparse(pool[g.hist], g.first->lat, SparseLatency(*g.first));
+        g.first = nullptr;
+    }
+    add_sparse(pool[g.hist], k.lat, sparse);
+}
 
 void set_latency(EntitySample& s, const LatencyHistogram& h) {
     s.lat_n = 0;
@@ -140,6 +194,7 @@ void set_latency(EntitySample& s, const LatencyHistogram& h) {
 class Groups {
 public:
     void reserve(std::size_t n) { list_.reserve(n); }
+    void clear() { list_.clear(); }  // keeps the capacity for the next interval
     Group& at(std::int32_t& index, EntityKind kind, std::uint32_t target, std::string_view name) {
         if (index == kNone) {
             index = static_cast<std::int32_t>(list_.size());
@@ -158,28 +213,46 @@ private:
 
 }  // namespace
 
-std::vector<EntitySample> roll_up(const IntervalData& data, const PrefixRules& rules,
-                                  std::vector<LatencyHistogram>* server_lat) {
-    std::uint32_t ntargets = static_cast<std::uint32_t>(data.per_target.size());
-    for (const auto& k : data.keys) ntargets = std::max(ntargets, k.target + 1);
-
+struct RollUp::Buffers {
     Groups prefixes, slots, servers;
-    std::vector<std::int32_t> server_index(ntargets, kNone);
-    std::vector<std::vector<std::int32_t>> slot_index(ntargets);  // [target][slot], made on first use
-    std::unordered_map<std::string, std::int32_t> prefix_index;   // target bytes + prefix
-    std::string prefix, id;                                       // reused buffers: no allocation per key
-    // at most one group per key (and slots are bounded): no growing copies of histograms
-    slots.reserve(std::min<std::size_t>(data.keys.size(), std::size_t{kSlots} * ntargets));
-    prefixes.reserve(std::min<std::size_t>(data.keys.size(), 1024));
-    servers.reserve(ntargets);
+    HistogramPool hists;
+    std::vector<std::int32_t> server_index;
+    std::vector<std::vector<std::int32_t>> slot_index;           // [target][slot], made on first use
+    std::unordered_map<std::string, std::int32_t> prefix_index;  // target bytes + prefix
+    std::string prefix, id;
+};
 
-    std::vector<EntitySample> out;
-    out.reserve(data.keys.size());
+RollUp::RollUp(PrefixRules rules) : rules_(std::move(rules)), buf_(std::make_unique<Buffers>()) {}
+RollUp::~RollUp() = default;
+
+const std::vector<EntitySample>& RollUp::operator()(const IntervalData& data,
+                                                    std::vector<LatencyHistogram>* server_lat) {
+    std::uint32_t ntargets = static_cast<std::uint32_t>(data.per_target.size());
+
+    Buffers& b = *buf_;
+    b.prefixes.clear();
+    b.slots.clear();
+    b.servers.clear();
+    b.prefix_index.clear();
+    b.hists.clear();
+    b.server_index.assign(ntargets, kNone);
+    if (b.slot_index.size() < ntargets) b.slot_index.resize(ntargets);
+    for (auto& index : b.slot_index)
+        if (!index.empty()) index.assign(kSlots, kNone);
+    // at most one group per key, and slots are bounded
+    b.slots.reserve(std::min<std::size_t>(data.keys.size(), std::size_t{kSlots} * ntargets));
+    b.prefixes.reserve(std::min<std::size_t>(data.keys.size(), 1024));
+    b.servers.reserve(ntargets);
+
+    // the samples of the last call are overwritten in place: their names keep their buffers
+    std::size_t n = 0;
+    auto next = [&]() -> EntitySample& { return n < out_.size() ? out_[n++] : (++n, out_.emplace_back()); };
     for (const auto& k : data.keys) {
-        EntitySample& e = out.emplace_back();
+        EntitySample& e = next();
+        const SparseLatency sparse(k);
         e.kind = EntityKind::key;
         e.target = k.target;
-        e.name = k.key;
+        e.name.assign(k.key);
         e.truncated = k.truncated;
         e.hash = k.hash;
         e.reads = k.reads;
@@ -188,45 +261,67 @@ std::vector<EntitySample> roll_up(const IntervalData& data, const PrefixRules& r
         e.bytes_out = k.bytes_out;
         e.max_value = k.max_value;
         e.requests = k.ops();
-        const SparseLatency sparse(k.lat);
         e.lat_n = sparse.total;
-        e.p99_us = quantile_us(k.lat, 0.99, sparse.total);
+        e.p99_us = sparse.quantile_us(k.lat, 0.99);
 
-        servers.at(server_index[k.target], EntityKind::server, k.target, "").add(k, sparse);
+        if (k.target >= ntargets) {  // a key of a target without counters: rare, so checked here
+            ntargets = k.target + 1;
+            b.server_index.resize(ntargets, kNone);
+            if (b.slot_index.size() < ntargets) b.slot_index.resize(ntargets);
+        }
+        add_to(b.servers.at(b.server_index[k.target], EntityKind::server, k.target, ""), b.hists, k, sparse,
+               e);
         if (!k.named) continue;
-        if (key_prefix_into(k.key, rules, prefix)) {
-            id.assign(reinterpret_cast<const char*>(&k.target), sizeof k.target);
-            id += prefix;
-            auto [it, fresh] = prefix_index.try_emplace(id, kNone);
-            prefixes.at(it->second, EntityKind::prefix, k.target, prefix).add(k, sparse);
+        if (key_prefix_into(k.key, rules_, b.prefix)) {
+            b.id.assign(reinterpret_cast<const char*>(&k.target), sizeof k.target);
+            b.id += b.prefix;
+            auto [it, fresh] = b.prefix_index.try_emplace(b.id, kNone);
+            add_to(b.prefixes.at(it->second, EntityKind::prefix, k.target, b.prefix), b.hists, k, sparse, e);
         }
         // a truncated key's slot is only known when its hash tag is in the stored bytes
         if (!k.truncated || k.key.find('}') != std::string::npos) {
-            auto& index = slot_index[k.target];
+            auto& index = b.slot_index[k.target];
             if (index.empty()) index.assign(kSlots, kNone);
             std::uint16_t slot = cluster_slot(k.key);
-            auto& g = slots.at(index[slot], EntityKind::slot, k.target, "");
+            auto& g = b.slots.at(index[slot], EntityKind::slot, k.target, "");
             if (g.s.name.empty()) g.s.name = std::to_string(slot);
-            g.add(k, sparse);
+            add_to(g, b.hists, k, sparse, e);
         }
     }
     // servers: requests and errors include keyless commands
     for (std::uint32_t t = 0; t < data.per_target.size(); ++t) {
         const auto& tot = data.per_target[t];
         if (tot.requests == 0 && tot.replies == 0) continue;
-        auto& s = servers.at(server_index[t], EntityKind::server, t, "").s;
+        auto& s = b.servers.at(b.server_index[t], EntityKind::server, t, "").s;
         s.requests = tot.requests;
         s.errors = tot.errors;
     }
     if (server_lat) server_lat->assign(ntargets, LatencyHistogram{});
-    out.reserve(out.size() + prefixes.list().size() + slots.list().size() + servers.list().size());
-    for (Groups* kind : {&prefixes, &slots, &servers})
+    for (Groups* kind : {&b.prefixes, &b.slots, &b.servers})
         for (auto& g : kind->list()) {
-            set_latency(g.s, g.lat);
-            if (server_lat && g.s.kind == EntityKind::server) (*server_lat)[g.s.target] = g.lat;
-            out.push_back(std::move(g.s));
+            if (g.hist != kNone) {
+                set_latency(g.s, b.hists[g.hist]);
+            } else {
+                g.s.lat_n = g.first_n;
+                g.s.p99_us = g.first_p99_us;
+            }
+            if (server_lat && g.s.kind == EntityKind::server) {
+                if (g.hist != kNone)
+                    (*server_lat)[g.s.target] = b.hists[g.hist];
+                else if (g.first)
+                    (*server_lat)[g.s.target] = g.first->lat;
+            }
+            next() = std::move(g.s);
         }
-    return out;
+    out_.resize(n);
+    return out_;
+}
+
+std::vector<EntitySample> roll_up(const IntervalData& data, const PrefixRules& rules,
+                                  std::vector<LatencyHistogram>* server_lat) {
+    RollUp once(rules);
+    once(data, server_lat);
+    return once.release();
 }
 
 }  // namespace keyscope

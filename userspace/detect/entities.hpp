@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,5 +60,27 @@ struct EntitySample {
 /// target's latency histogram over all its keys (indexed by target id).
 std::vector<EntitySample> roll_up(const IntervalData& data, const PrefixRules& rules,
                                   std::vector<LatencyHistogram>* server_lat = nullptr);
+
+/// roll_up() for a caller that rolls up every interval: its buffers (several
+/// megabytes under many keys) are kept from one call to the next instead of
+/// being allocated, faulted in and freed each time.
+class RollUp {
+public:
+    explicit RollUp(PrefixRules rules);
+    ~RollUp();
+    RollUp(const RollUp&) = delete;
+    RollUp& operator=(const RollUp&) = delete;
+    /// What roll_up() returns; valid until the next call.
+    const std::vector<EntitySample>& operator()(const IntervalData& data,
+                                                std::vector<LatencyHistogram>* server_lat = nullptr);
+    /// The last result, moved out.
+    std::vector<EntitySample> release() { return std::move(out_); }
+
+private:
+    struct Buffers;
+    PrefixRules rules_;
+    std::unique_ptr<Buffers> buf_;
+    std::vector<EntitySample> out_;
+};
 
 }  // namespace keyscope
