@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 
 namespace keyscope {
 namespace {
@@ -169,6 +170,44 @@ const ParamIndex& ix() {
 std::uint64_t fingerprint(EntityKind kind, std::uint32_t target, std::string_view name) {
     std::uint64_t h = std::hash<std::string_view>{}(name);
     return h ^ ((static_cast<std::uint64_t>(kind) << 32 | target) * 0x9e3779b97f4a7c15ull);
+}
+
+// Below these an entity is not a candidate for a history: a tenth of the
+// lowest limit or floor at which a rule on that measure can fire, over all
+// servers' parameters (see Detector::evaluate), per interval of `dur` seconds.
+struct CandidateFloors {
+    double ops = 0, max_value = 0, bytes_out = 0, p99_us = 0;
+};
+
+CandidateFloors candidate_floors(const std::vector<std::vector<double>>& server_params, double dur,
+                                 double window_s) {
+    constexpr double kMargin = 0.1;
+    constexpr double kNever = std::numeric_limits<double>::infinity();
+    const ParamIndex& x = ix();
+    CandidateFloors f{kNever, kNever, kNever, kNever};
+    for (const auto& p : server_params) {
+        double scale = 1;  // absolute limits of wider entities are scaled, maybe down
+        for (auto ek : {EntityKind::prefix, EntityKind::slot, EntityKind::server})
+            scale = std::min(scale, p[x.rate_scale[static_cast<std::size_t>(ek)]]);
+        for (const auto& o : x.ops) {
+            double rate = p[o.min_rate];  // temporal and relative rules
+            if (p[o.rate] > 0) rate = std::min(rate, p[o.rate] * scale);
+            if (p[o.count] > 0) rate = std::min(rate, p[o.count] * scale / window_s);
+            f.ops = std::min(f.ops, rate * dur);
+        }
+        if (p[x.size_value_bytes] > 0) f.max_value = std::min(f.max_value, p[x.size_value_bytes]);
+        double bytes = p[x.size_min_rate];
+        if (p[x.size_bytes_out_rate] > 0) bytes = std::min(bytes, p[x.size_bytes_out_rate] * scale);
+        f.bytes_out = std::min(f.bytes_out, bytes * dur);
+        double p99_ms = p[x.latency_min_p99_ms];
+        if (p[x.latency_p99_ms] > 0) p99_ms = std::min(p99_ms, p[x.latency_p99_ms]);
+        f.p99_us = std::min(f.p99_us, p99_ms * 1000);
+    }
+    f.ops *= kMargin;
+    f.max_value *= kMargin;
+    f.bytes_out *= kMargin;
+    f.p99_us *= kMargin;
+    return f;
 }
 
 // Fingerprints in one flat table (linear probing, at most a quarter full):
@@ -427,29 +466,41 @@ void Detector::select_and_record(const std::vector<EntitySample>& samples, doubl
     for (std::size_t i = 0; i < samples.size(); ++i) by_kind[samples[i].kind].push_back(i);
     std::vector<char> chosen(samples.size(), 0);
     const double min_ops = server_params_.back()[ix().latency_min_ops];
+    // An entity far too quiet for any rule to fire on earns no history: under
+    // many evenly busy keys the top ones by each measure change every
+    // interval, and tracking that churn was most of the detector's work.
+    // Per-prefix overrides may lower the limits for some names: then no floor.
+    const CandidateFloors floors =
+        per_name_params_ ? CandidateFloors{} : candidate_floors(server_params_, interval_s, cfg_.window_s);
+    std::vector<std::size_t> candidates;
     for (auto& [kind, v] : by_kind) {
         if (kind == EntityKind::server) {
             for (auto i : v) chosen[i] = 1;
             continue;
         }
-        auto pick = [&](auto measure, std::size_t n) {
-            // the n largest, in no particular order: nth_element, linear time
-            n = std::min(n, v.size());
+        auto pick = [&](auto measure, std::size_t n, double floor) {
+            // the n largest at or above the floor, in no particular order: nth_element, linear time
+            candidates.clear();
+            for (auto i : v)
+                if (const double m = measure(samples[i]); m > 0 && m >= floor) candidates.push_back(i);
+            n = std::min(n, candidates.size());
             if (n == 0) return;
-            std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n - 1), v.end(),
-                             [&](std::size_t a, std::size_t b) {
-                                 double ma = measure(samples[a]), mb = measure(samples[b]);
-                                 return ma != mb ? ma > mb : a < b;
-                             });
-            for (std::size_t i = 0; i < n; ++i)
-                if (measure(samples[v[i]]) > 0) chosen[v[i]] = 1;
+            if (n < candidates.size())
+                std::nth_element(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(n - 1),
+                                 candidates.end(), [&](std::size_t a, std::size_t b) {
+                                     double ma = measure(samples[a]), mb = measure(samples[b]);
+                                     return ma != mb ? ma > mb : a < b;
+                                 });
+            for (std::size_t i = 0; i < n; ++i) chosen[candidates[i]] = 1;
         };
-        pick([](const EntitySample& s) { return static_cast<double>(s.ops()); }, kTopByOps);
-        pick([](const EntitySample& s) { return static_cast<double>(s.errors); }, kTopByOther);
-        pick([](const EntitySample& s) { return static_cast<double>(s.max_value); }, kTopByOther);
-        pick([](const EntitySample& s) { return static_cast<double>(s.bytes_out); }, kTopByOther);
+        pick([](const EntitySample& s) { return static_cast<double>(s.ops()); }, kTopByOps, floors.ops);
+        pick([](const EntitySample& s) { return static_cast<double>(s.errors); }, kTopByOther, 0);
+        pick([](const EntitySample& s) { return static_cast<double>(s.max_value); }, kTopByOther,
+             floors.max_value);
+        pick([](const EntitySample& s) { return static_cast<double>(s.bytes_out); }, kTopByOther,
+             floors.bytes_out);
         pick([&](const EntitySample& s) { return s.p99_us * (static_cast<double>(s.ops()) >= min_ops); },
-             kTopByOther);
+             kTopByOther, floors.p99_us);
     }
     // most samples are neither chosen nor tracked: tell them apart by their
     // fingerprints in a flat table, without building their ids
