@@ -1539,11 +1539,15 @@ TEST_CASE("a hot key among uniform traffic is found", "[detect]") {
         keys.push_back(key("item:hot", hot_reads));
         return interval(std::move(keys));
     };
+    // 40 quiet intervals of item:hot at `before` reads/s, then one at 400/s: its events
+    auto jump_from = [&](std::uint64_t before) {
+        for (int i = 0; i < 40; ++i) CHECK(only(f.step(make(before)), EntityKind::key).empty());
+        return only(f.step(make(400)), EntityKind::key);
+    };
     SECTION("with a history") {
         // 30 reads/s keeps item:hot among the busiest keys and above a tenth
         // of the rules' floors, so it has a history
-        for (int i = 0; i < 40; ++i) CHECK(only(f.step(make(30)), EntityKind::key).empty());
-        auto ev = only(f.step(make(400)), EntityKind::key);
+        auto ev = jump_from(30);
         INFO(describe(ev));
         REQUIRE(ev.size() == 1);
         CHECK(ev[0].name == "item:hot");
@@ -1555,8 +1559,7 @@ TEST_CASE("a hot key among uniform traffic is found", "[detect]") {
         CHECK(ev[0].value == 400);
     }
     SECTION("too quiet before to have a history: its peers tell") {
-        for (int i = 0; i < 40; ++i) CHECK(only(f.step(make(3)), EntityKind::key).empty());
-        auto ev = only(f.step(make(400)), EntityKind::key);
+        auto ev = jump_from(3);
         INFO(describe(ev));
         REQUIRE(ev.size() == 1);
         CHECK(ev[0].name == "item:hot");

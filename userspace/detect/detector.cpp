@@ -235,11 +235,16 @@ private:
     std::vector<std::uint64_t> slots_;
 };
 
+// The name part of a sample's id: keys go by their hash (8 raw bytes), as two
+// keys may share their stored (truncated) bytes; other entities by name.
+std::string_view id_name(const EntitySample& s) {
+    if (s.kind != EntityKind::key) return s.name;
+    return {reinterpret_cast<const char*>(&s.hash), sizeof s.hash};
+}
+
 // the fingerprint of the sample's id (see Detector::id_of), without building it
 std::uint64_t fingerprint(const EntitySample& s) {
-    if (s.kind != EntityKind::key) return fingerprint(s.kind, s.target, s.name);
-    return fingerprint(s.kind, s.target,
-                       std::string_view(reinterpret_cast<const char*>(&s.hash), sizeof s.hash));
+    return fingerprint(s.kind, s.target, id_name(s));
 }
 
 }  // namespace
@@ -258,8 +263,7 @@ const double* Detector::params(std::uint32_t target, const Entity& e) const {
 }
 
 Detector::Id Detector::id_of(const EntitySample& s) {
-    if (s.kind != EntityKind::key) return {s.kind, s.target, s.name};
-    return {s.kind, s.target, std::string(reinterpret_cast<const char*>(&s.hash), sizeof s.hash)};
+    return {s.kind, s.target, std::string(id_name(s))};
 }
 
 double Detector::window_sum(const Entity& e, std::uint64_t Record::*field, double now) const {
