@@ -804,15 +804,32 @@ TEST_CASE("KeyTable: a bounded table forgets its less busy half when full") {
     std::sort(all.begin(), all.end(), [](const KeyStats& x, const KeyStats& y) { return x.hash < y.hash; });
     CHECK(all[1].reads == 9);
 
-    // a busy newcomer survives the next pruning; a forgotten key starts again from its new counts
+    // after a pruning, a newcomer less busy than the least busy key kept (d: 7
+    // when pruned) is forgotten on arrival; one at least as busy comes in
     t.add(make_key(0, 2, "b", 4));
+    CHECK(t.size() == 2);
+    CHECK(t.forgotten() == 4);
     t.add(make_key(0, 6, "f", 100));
-    t.add(make_key(0, 7, "g", 1));  // fifth key again
-    CHECK(t.forgotten() == 6);
+    t.add(make_key(0, 7, "g", 7));
+    CHECK(t.size() == 4);
+    CHECK(t.forgotten() == 4);
+    // the fifth key prunes again (keep a 10, d 9 and f 100's busiest two: f, a),
+    // and sets the bar at a's 10
+    t.add(make_key(0, 8, "h", 8));
+    CHECK(t.size() == 2);
+    CHECK(t.forgotten() == 7);
     all = t.all();
     std::sort(all.begin(), all.end(), [](const KeyStats& x, const KeyStats& y) { return x.hash < y.hash; });
     REQUIRE(all.size() == 2);
     CHECK(all[0].key == "a");
     CHECK(all[1].key == "f");
     CHECK(all[1].reads == 100);
+    t.add(make_key(0, 9, "i", 9));
+    t.add(make_key(0, 10, "j", 10));
+    CHECK(t.size() == 3);
+    CHECK(t.forgotten() == 8);
+    // a kept key still merges whatever its count
+    t.add(make_key(0, 1, "a", 1));
+    CHECK(t.size() == 3);
+    CHECK(t.forgotten() == 8);
 }

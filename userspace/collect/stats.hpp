@@ -35,14 +35,15 @@ struct KeyStats {
     std::uint32_t key_len = 0;
     bool truncated = false;
     bool named = true;  // false while only replies have been seen
+    /// lat[b] is 0 outside [lat_lo, lat_hi). load() and merge() keep the
+    /// bounds tight, so walking a key's latencies touches a cache line or two
+    /// rather than all of `lat`; code that fills lat itself leaves them wide.
+    /// (Beside the counters: every pass reads them, and they fill padding.)
+    std::uint8_t lat_lo = 0, lat_hi = KS_LAT_BUCKETS;
     std::uint64_t reads = 0, writes = 0, errors = 0, redirects = 0, bytes_in = 0, bytes_out = 0,
                   max_value = 0;
     std::uint64_t hits = 0;  // memcached: values returned (misses = reads - hits)
     LatencyHistogram lat{};
-    /// lat[b] is 0 outside [lat_lo, lat_hi). load() and merge() keep the
-    /// bounds tight, so walking a key's latencies touches a cache line or two
-    /// rather than all of `lat`; code that fills lat itself leaves them wide.
-    std::uint8_t lat_lo = 0, lat_hi = KS_LAT_BUCKETS;
 
     std::uint64_t ops() const { return reads + writes; }
     void merge(const KeyStats& o);
@@ -74,6 +75,8 @@ struct IntervalData {
 /// through a reply in a later interval are shown by name. Bounded: when it
 /// holds `capacity` keys, the less busy half is forgotten (counted in
 /// forgotten()), so a run over millions of distinct keys keeps its memory.
+/// After that, a new key with fewer operations than the least busy key kept
+/// is forgotten on arrival.
 class KeyTable {
 public:
     explicit KeyTable(std::size_t capacity = 0);  // 0: no bound
@@ -93,6 +96,8 @@ private:
 
     std::size_t capacity_;
     std::uint64_t forgotten_ = 0;
+    std::uint64_t admit_ops_ =
+        0;  // a new key needs this many operations: the least any key kept at the last pruning had
     std::vector<KeyStats> keys_;  // dense: merging walks no node chains
     // open addressing over keys_, at most half full; the slot repeats the
     // key's identity so that probing does not touch the big entries
