@@ -1500,11 +1500,42 @@ TEST_CASE("entities far below every rule's floor earn no history", "[detect]") {
     };
     for (int i = 0; i < 5; ++i) CHECK(f.step(make(1)).empty());
     CHECK(f.det.tracked() == 2);
-    // 10 reads/s reach the floor: the key and its slot are tracked from now on
+    // 10 reads/s reach the floor, but no rule can fire under 100/s: the key
+    // and its slot are on probation for one interval ...
+    CHECK(f.step(make(10)).empty());
+    CHECK(f.det.tracked() == 2);
+    // ... and tracked once they are picks two intervals in a row
     CHECK(f.step(make(10)).empty());
     CHECK(f.det.tracked() == 4);
     for (int i = 0; i < 5; ++i) CHECK(f.step(make(1)).empty());
     CHECK(f.det.tracked() == 4);
+    // a pick between the floors that is not one again goes nowhere
+    f.step(make(20));
+    f.step(make(1));
+    f.step(make(20));
+    CHECK(f.det.tracked() == 4);
+}
+
+TEST_CASE("an entity tracked after its probation starts with its probation interval", "[detect]") {
+    // the temporal rule needs --min-history intervals of history: a key at
+    // 50 reads/s (on probation, under the 100/s floors) for exactly that many
+    // intervals, then at 250/s, fires in the first interval it can
+    DetectConfig c;
+    c.set("read.rate=0");
+    const auto need = static_cast<int>(c.min_history_s);  // intervals of 1 s
+    const int before = GENERATE_COPY(need - 1, need);
+    INFO("intervals at 50/s: " << before);
+    Feed f(c);
+    auto steady = interval({key("k", 50)});
+    for (int i = 0; i < before; ++i) CHECK(only(f.step(steady), EntityKind::key).empty());
+    auto ev = only(f.step(interval({key("k", 250)})), EntityKind::key);
+    if (before < need) {
+        CHECK(ev.empty());  // too short a history; the relative rule has no peers
+    } else {
+        REQUIRE(ev.size() == 1);
+        CHECK(ev[0].rule == "temporal");
+        CHECK(ev[0].baseline == 50);
+    }
 }
 
 TEST_CASE("uniform traffic above the relative and temporal floors raises nothing", "[detect]") {

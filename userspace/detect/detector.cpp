@@ -179,9 +179,9 @@ struct CandidateFloors {
     double ops = 0, max_value = 0, bytes_out = 0, p99_us = 0;
 };
 
+// `margin` 1: the floors themselves, under which no rule on a measure can fire.
 CandidateFloors candidate_floors(const std::vector<std::vector<double>>& server_params, double dur,
-                                 double window_s) {
-    constexpr double kMargin = 0.1;
+                                 double window_s, double margin) {
     constexpr double kNever = std::numeric_limits<double>::infinity();
     const ParamIndex& x = ix();
     CandidateFloors f{kNever, kNever, kNever, kNever};
@@ -203,10 +203,10 @@ CandidateFloors candidate_floors(const std::vector<std::vector<double>>& server_
         if (p[x.latency_p99_ms] > 0) p99_ms = std::min(p99_ms, p[x.latency_p99_ms]);
         f.p99_us = std::min(f.p99_us, p99_ms * 1000);
     }
-    f.ops *= kMargin;
-    f.max_value *= kMargin;
-    f.bytes_out *= kMargin;
-    f.p99_us *= kMargin;
+    f.ops *= margin;
+    f.max_value *= margin;
+    f.bytes_out *= margin;
+    f.p99_us *= margin;
     return f;
 }
 
@@ -468,21 +468,27 @@ void Detector::select_and_record(const std::vector<EntitySample>& samples, doubl
     // several measures, and everything already tracked
     std::map<EntityKind, std::vector<std::size_t>> by_kind;  // indexes into samples
     for (std::size_t i = 0; i < samples.size(); ++i) by_kind[samples[i].kind].push_back(i);
+    // 0: not picked; kOnProbation: picked, but too quiet for any rule to fire
+    // on it now; kTrackNow: picked and loud enough that one might
+    constexpr char kOnProbation = 1, kTrackNow = 2;
     std::vector<char> chosen(samples.size(), 0);
     const double min_ops = server_params_.back()[ix().latency_min_ops];
     // An entity far too quiet for any rule to fire on earns no history: under
     // many evenly busy keys the top ones by each measure change every
     // interval, and tracking that churn was most of the detector's work.
     // Per-prefix overrides may lower the limits for some names: then no floor.
-    const CandidateFloors floors =
-        per_name_params_ ? CandidateFloors{} : candidate_floors(server_params_, interval_s, cfg_.window_s);
+    const CandidateFloors floors = per_name_params_
+                                       ? CandidateFloors{}
+                                       : candidate_floors(server_params_, interval_s, cfg_.window_s, 0.1);
+    const CandidateFloors fire =
+        per_name_params_ ? CandidateFloors{} : candidate_floors(server_params_, interval_s, cfg_.window_s, 1);
     std::vector<std::size_t> candidates;
     for (auto& [kind, v] : by_kind) {
         if (kind == EntityKind::server) {
-            for (auto i : v) chosen[i] = 1;
+            for (auto i : v) chosen[i] = kTrackNow;
             continue;
         }
-        auto pick = [&](auto measure, std::size_t n, double floor) {
+        auto pick = [&](auto measure, std::size_t n, double floor, double fire_floor) {
             // the n largest at or above the floor, in no particular order: nth_element, linear time
             candidates.clear();
             for (auto i : v)
@@ -495,16 +501,20 @@ void Detector::select_and_record(const std::vector<EntitySample>& samples, doubl
                                      double ma = measure(samples[a]), mb = measure(samples[b]);
                                      return ma != mb ? ma > mb : a < b;
                                  });
-            for (std::size_t i = 0; i < n; ++i) chosen[candidates[i]] = 1;
+            for (std::size_t i = 0; i < n; ++i) {
+                char& c = chosen[candidates[i]];
+                c = std::max(c, measure(samples[candidates[i]]) >= fire_floor ? kTrackNow : kOnProbation);
+            }
         };
-        pick([](const EntitySample& s) { return static_cast<double>(s.ops()); }, kTopByOps, floors.ops);
-        pick([](const EntitySample& s) { return static_cast<double>(s.errors); }, kTopByOther, 0);
+        pick([](const EntitySample& s) { return static_cast<double>(s.ops()); }, kTopByOps, floors.ops,
+             fire.ops);
+        pick([](const EntitySample& s) { return static_cast<double>(s.errors); }, kTopByOther, 0, 0);
         pick([](const EntitySample& s) { return static_cast<double>(s.max_value); }, kTopByOther,
-             floors.max_value);
+             floors.max_value, fire.max_value);
         pick([](const EntitySample& s) { return static_cast<double>(s.bytes_out); }, kTopByOther,
-             floors.bytes_out);
+             floors.bytes_out, fire.bytes_out);
         pick([&](const EntitySample& s) { return s.p99_us * (static_cast<double>(s.ops()) >= min_ops); },
-             kTopByOther, floors.p99_us);
+             kTopByOther, floors.p99_us, fire.p99_us);
     }
     // most samples are neither chosen nor tracked: tell them apart by their
     // fingerprints in a flat table, without building their ids
@@ -512,25 +522,7 @@ void Detector::select_and_record(const std::vector<EntitySample>& samples, doubl
     for (const auto& [id, e] : entities_)
         tracked.insert(fingerprint(std::get<0>(id), std::get<1>(id), std::get<2>(id)));
 
-    for (std::size_t i = 0; i < samples.size(); ++i) {
-        const auto& s = samples[i];
-        const bool pick = chosen[i] != 0;
-        if (!pick && !tracked.contains(fingerprint(s))) continue;
-        Id id = id_of(s);
-        auto it = entities_.find(id);
-        if (it == entities_.end()) {
-            if (!pick) continue;
-            it = entities_.emplace(std::move(id), Entity{}).first;
-        }
-        Entity& e = it->second;
-        if (pick) e.last_candidate = now;
-        const bool named_now = !s.name.empty() && e.name != s.name;
-        if (named_now || e.name.empty()) e.name = s.name;
-        if (named_now && per_name_params_ && (s.kind == EntityKind::key || s.kind == EntityKind::prefix))
-            e.params =
-                cfg_.resolve(s.target < servers_.size() ? std::string_view(servers_[s.target]) : "", e.name);
-        e.truncated = s.truncated;
-        e.hash = s.hash;
+    auto record_of = [&](const EntitySample& s) {
         Record r;
         r.t = now;
         r.dur = interval_s;
@@ -541,7 +533,49 @@ void Detector::select_and_record(const std::vector<EntitySample>& samples, doubl
         r.bytes_out = s.bytes_out;
         r.max_value = s.max_value;
         r.p99_ms = static_cast<double>(s.lat_n) >= min_ops ? s.p99_us / 1000.0 : 0;
-        e.history.push_back(r);
+        return r;
+    };
+    // A pick too quiet for any rule to fire on it gets a history only when it
+    // was such a pick in the interval before too, and then starts with that
+    // interval's record: among many evenly quiet entities the picks are mostly
+    // new every interval, and each one tracked was an entity made, evaluated
+    // over its history every interval and forgotten only after --history.
+    std::vector<std::pair<std::uint64_t, Record>> last_probation;
+    last_probation.swap(probation_);
+    std::sort(last_probation.begin(), last_probation.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (std::size_t i = 0; i < samples.size(); ++i) {
+        const auto& s = samples[i];
+        const bool pick = chosen[i] != 0;
+        if (!pick && !tracked.contains(fingerprint(s))) continue;
+        Id id = id_of(s);
+        auto it = entities_.find(id);
+        if (it == entities_.end()) {
+            if (!pick) continue;
+            const Record* before = nullptr;
+            if (chosen[i] == kOnProbation) {
+                const std::uint64_t fp = fingerprint(s);
+                auto at = std::lower_bound(last_probation.begin(), last_probation.end(), fp,
+                                           [](const auto& p, std::uint64_t f) { return p.first < f; });
+                if (at == last_probation.end() || at->first != fp) {
+                    probation_.emplace_back(fp, record_of(s));
+                    continue;
+                }
+                before = &at->second;
+            }
+            it = entities_.emplace(std::move(id), Entity{}).first;
+            if (before) it->second.history.push_back(*before);
+        }
+        Entity& e = it->second;
+        if (pick) e.last_candidate = now;
+        const bool named_now = !s.name.empty() && e.name != s.name;
+        if (named_now || e.name.empty()) e.name = s.name;
+        if (named_now && per_name_params_ && (s.kind == EntityKind::key || s.kind == EntityKind::prefix))
+            e.params =
+                cfg_.resolve(s.target < servers_.size() ? std::string_view(servers_[s.target]) : "", e.name);
+        e.truncated = s.truncated;
+        e.hash = s.hash;
+        e.history.push_back(record_of(s));
         e.recorded = true;
     }
     // tracked entities without traffic this interval get an empty record, so

@@ -127,6 +127,8 @@ private:
     std::vector<std::vector<double>> server_params_;  // per target; the last: no known server
     bool per_name_params_ = false;
     std::map<Id, Entity> entities_;
+    // last interval's picks too quiet to track at once: their fingerprints and records
+    std::vector<std::pair<std::uint64_t, Record>> probation_;
     double now_ = 0;
     mutable std::vector<double> baseline_scratch_;
 };
