@@ -468,6 +468,51 @@ TEST_CASE("RollUp: rolling up interval after interval gives what a fresh roll_up
     }
 }
 
+TEST_CASE("RollUp: a group's latencies are exact whether its buckets fit inline or overflow", "[entities]") {
+    // keys sharing one slot ({s} hash tag) and prefix, with `nkeys` x 2
+    // buckets, overlapping from key to key: up to 12 distinct buckets, more
+    // than a group keeps inline; intervals alternate big and small on one RollUp
+    auto interval = [](int nkeys) {
+        IntervalData d;
+        d.per_target.resize(1);
+        for (int i = 0; i < nkeys; ++i) {
+            auto k = make_key(0, 100 + static_cast<std::uint64_t>(i), "{s}:" + std::to_string(i), 10, 0);
+            k.lat[ks_lat_bucket(2000ull << i)] = 7;
+            k.lat[ks_lat_bucket(2000ull << (i + 1))] = 3 + static_cast<std::uint64_t>(i);
+            d.keys.push_back(std::move(k));
+        }
+        d.per_target[0].requests = 10 * static_cast<std::uint64_t>(nkeys);
+        return d;
+    };
+    PrefixRules rules;
+    keyscope::RollUp reused(rules);
+    for (int nkeys : {11, 2, 11, 4, 1, 7}) {
+        INFO(nkeys << " keys");
+        const IntervalData d = interval(nkeys);
+        keyscope::LatencyHistogram merged{};
+        for (const auto& k : d.keys)
+            for (std::size_t b = 0; b < merged.size(); ++b) merged[b] += k.lat[b];
+        std::uint64_t n = 0;
+        for (auto c : merged) n += c;
+        std::vector<keyscope::LatencyHistogram> server_lat;
+        const auto& got = reused(d, &server_lat);
+        const auto* slot = find(got, EntityKind::slot, 0, slot_name("{s}"));
+        const auto* prefix = find(got, EntityKind::prefix, 0, "{s}:*");
+        const auto* server = find(got, EntityKind::server, 0, "");
+        REQUIRE(slot);
+        REQUIRE(prefix);
+        REQUIRE(server);
+        for (const auto* g : {slot, prefix, server}) {
+            CHECK(g->lat_n == n);
+            CHECK(g->p99_us == keyscope::quantile_us(merged, 0.99));
+        }
+        CHECK(n ==
+              static_cast<std::uint64_t>(nkeys) * 10 + static_cast<std::uint64_t>(nkeys * (nkeys - 1) / 2));
+        REQUIRE(server_lat.size() == 1);
+        CHECK(server_lat[0] == merged);
+    }
+}
+
 TEST_CASE("roll_up: prefix patterns and depth 0", "[entities]") {
     IntervalData d;
     d.per_target.resize(1);

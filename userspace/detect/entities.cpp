@@ -126,16 +126,17 @@ struct SparseLatency {
     }
 };
 
-// Most slots (and many prefixes) get one key in an interval, so a group
-// borrows its first key's latencies and gets a histogram of its own (from a
-// pool kept across intervals) only when a second key with latencies joins:
-// no zeroing and scanning of a histogram per slot.
+// Most slots (and many prefixes) get a key or two in an interval, each with
+// a few latency buckets, so a group keeps its first few buckets inline and
+// takes a histogram of its own (from a pool kept across intervals) only when
+// they overflow: no zeroing and scanning of a 97-bucket histogram per slot.
 struct Group {
+    static constexpr std::uint32_t kInline = 8;
     EntitySample s;
-    const KeyStats* first = nullptr;  // the only key with latencies so far
-    std::uint64_t first_n = 0;        // its operations with a latency
-    double first_p99_us = 0;
-    std::int32_t hist = kNone;  // its own histogram in the pool, once it has two such keys
+    std::uint32_t n_inline = 0;                  // buckets used in bucket[] and count[]
+    std::int32_t hist = kNone;                   // its own histogram in the pool, once they overflow
+    std::array<std::uint8_t, kInline> bucket{};  // inline buckets, in the order they came
+    std::array<std::uint64_t, kInline> count{};
 };
 
 class HistogramPool {
@@ -155,32 +156,66 @@ private:
     std::size_t used_ = 0;
 };
 
-void add_sparse(LatencyHistogram& to, const LatencyHistogram& from, const SparseLatency& sparse) {
-    for (std::uint32_t i = 0; i < sparse.n; ++i) to[sparse.bucket[i]] += from[sparse.bucket[i]];
+// One key's buckets into its group: into the inline ones while they hold
+// them, else (moving the inline ones first) into a pooled histogram.
+void add_latency(Group& g, HistogramPool& pool, const LatencyHistogram& from, const SparseLatency& sparse) {
+    for (std::uint32_t i = 0; i < sparse.n; ++i) {
+        const std::uint8_t b = sparse.bucket[i];
+        const std::uint64_t c = from[b];
+        if (g.hist != kNone) {
+            pool[g.hist][b] += c;
+            continue;
+        }
+        std::uint32_t j = 0;
+        while (j < g.n_inline && g.bucket[j] != b) ++j;
+        if (j < g.n_inline) {
+            g.count[j] += c;
+        } else if (j < Group::kInline) {
+            g.bucket[j] = b;
+            g.count[j] = c;
+            ++g.n_inline;
+        } else {
+            g.hist = pool.take();
+            LatencyHistogram& h = pool[g.hist];
+            for (std::uint32_t k = 0; k < g.n_inline; ++k) h[g.bucket[k]] = g.count[k];
+            h[b] += c;
+        }
+    }
 }
 
-// `key` is k's own sample (its latency count and p99 worked out already)
-void add_to(Group& g, HistogramPool& pool, const KeyStats& k, const SparseLatency& sparse,
-            const EntitySample& key) {
+void add_to(Group& g, HistogramPool& pool, const KeyStats& k, const SparseLatency& sparse) {
     g.s.reads += k.reads;
     g.s.writes += k.writes;
     g.s.errors += k.errors;
     g.s.bytes_out += k.bytes_out;
     g.s.max_value = std::max(g.s.max_value, k.max_value);
     g.s.requests += k.ops();
-    if (sparse.n == 0) return;
-    if (g.hist == kNone && !g.first) {
-        g.first = &k;
-        g.first_n = key.lat_n;
-        g.first_p99_us = key.p99_us;
-        return;
+    add_latency(g, pool, k.lat, sparse);
+}
+
+// A group's operations with a latency and their p99 from its inline buckets.
+void set_inline_latency(Group& g) {
+    std::array<std::pair<std::uint8_t, std::uint64_t>, Group::kInline> by_bucket;
+    std::uint64_t total = 0;
+    for (std::uint32_t i = 0; i < g.n_inline; ++i) {
+        by_bucket[i] = {g.bucket[i], g.count[i]};
+        total += g.count[i];
     }
-    if (g.hist == kNone) {
-        g.hist = pool.take();
-        add_sparse(pool[g.hist], g.first->lat, SparseLatency(*g.first));
-        g.first = nullptr;
+    for (std::uint32_t i = 1; i < g.n_inline; ++i)  // at most kInline: insertion sort
+        for (std::uint32_t j = i; j > 0 && by_bucket[j].first < by_bucket[j - 1].first; --j)
+            std::swap(by_bucket[j], by_bucket[j - 1]);
+    g.s.lat_n = total;
+    g.s.p99_us = 0;
+    if (total == 0) return;
+    const std::uint64_t rank = quantile_rank(0.99, total);
+    std::uint64_t seen = 0;
+    for (std::uint32_t i = 0; i < g.n_inline; ++i) {
+        seen += by_bucket[i].second;
+        if (seen >= rank) {
+            g.s.p99_us = bucket_mid_us(by_bucket[i].first);
+            return;
+        }
     }
-    add_sparse(pool[g.hist], k.lat, sparse);
 }
 
 void set_latency(EntitySample& s, const LatencyHistogram& h) {
@@ -269,14 +304,13 @@ const std::vector<EntitySample>& RollUp::operator()(const IntervalData& data,
             b.server_index.resize(ntargets, kNone);
             if (b.slot_index.size() < ntargets) b.slot_index.resize(ntargets);
         }
-        add_to(b.servers.at(b.server_index[k.target], EntityKind::server, k.target, ""), b.hists, k, sparse,
-               e);
+        add_to(b.servers.at(b.server_index[k.target], EntityKind::server, k.target, ""), b.hists, k, sparse);
         if (!k.named) continue;
         if (key_prefix_into(k.key, rules_, b.prefix)) {
             b.id.assign(reinterpret_cast<const char*>(&k.target), sizeof k.target);
             b.id += b.prefix;
             auto [it, fresh] = b.prefix_index.try_emplace(b.id, kNone);
-            add_to(b.prefixes.at(it->second, EntityKind::prefix, k.target, b.prefix), b.hists, k, sparse, e);
+            add_to(b.prefixes.at(it->second, EntityKind::prefix, k.target, b.prefix), b.hists, k, sparse);
         }
         // a truncated key's slot is only known when its hash tag is in the stored bytes
         if (!k.truncated || k.key.find('}') != std::string::npos) {
@@ -285,7 +319,7 @@ const std::vector<EntitySample>& RollUp::operator()(const IntervalData& data,
             std::uint16_t slot = cluster_slot(k.key);
             auto& g = b.slots.at(index[slot], EntityKind::slot, k.target, "");
             if (g.s.name.empty()) g.s.name = std::to_string(slot);
-            add_to(g, b.hists, k, sparse, e);
+            add_to(g, b.hists, k, sparse);
         }
     }
     // servers: requests and errors include keyless commands
@@ -299,17 +333,16 @@ const std::vector<EntitySample>& RollUp::operator()(const IntervalData& data,
     if (server_lat) server_lat->assign(ntargets, LatencyHistogram{});
     for (Groups* kind : {&b.prefixes, &b.slots, &b.servers})
         for (auto& g : kind->list()) {
-            if (g.hist != kNone) {
+            if (g.hist != kNone)
                 set_latency(g.s, b.hists[g.hist]);
-            } else {
-                g.s.lat_n = g.first_n;
-                g.s.p99_us = g.first_p99_us;
-            }
+            else
+                set_inline_latency(g);
             if (server_lat && g.s.kind == EntityKind::server) {
+                LatencyHistogram& h = (*server_lat)[g.s.target];
                 if (g.hist != kNone)
-                    (*server_lat)[g.s.target] = b.hists[g.hist];
-                else if (g.first)
-                    (*server_lat)[g.s.target] = g.first->lat;
+                    h = b.hists[g.hist];
+                else
+                    for (std::uint32_t i = 0; i < g.n_inline; ++i) h[g.bucket[i]] = g.count[i];
             }
             next() = std::move(g.s);
         }
