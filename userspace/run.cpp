@@ -459,7 +459,10 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
             }
             j["key_clients"] = kc;
         }
-        if (!embedded) emit(opts, j, interval_text("interval", secs, d, ctx));
+        // the text table only when it is what is printed: it ranks and formats the keys again
+        if (!embedded)
+            emit(opts, j,
+                 opts.output == OutputFormat::json ? std::string() : interval_text("interval", secs, d, ctx));
         for (const auto& ev : embedded ? std::vector<HotspotEvent>{} : events) {
             spdlog::warn("{}", hotspot_log_line(ev, hot));
             if (opts.output == OutputFormat::json) emit(opts, hotspot_json(ev, hot), "");
