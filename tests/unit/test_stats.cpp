@@ -776,6 +776,12 @@ TEST_CASE("KeyTable: name_keys names reply-only entries from keys seen before") 
 
 TEST_CASE("KeyTable: a bounded table forgets its less busy half when full") {
     KeyTable t(4);
+    auto by_hash = [&t] {
+        auto all = t.all();
+        std::sort(all.begin(), all.end(),
+                  [](const KeyStats& x, const KeyStats& y) { return x.hash < y.hash; });
+        return all;
+    };
     t.add(make_key(0, 1, "a", 10));
     t.add(make_key(0, 2, "b", 1));
     t.add(make_key(0, 3, "c", 5));
@@ -785,8 +791,7 @@ TEST_CASE("KeyTable: a bounded table forgets its less busy half when full") {
     t.add(make_key(0, 5, "e", 3));  // the fifth key: keep the busiest 2 of 5
     CHECK(t.size() == 2);
     CHECK(t.forgotten() == 3);
-    auto all = t.all();
-    std::sort(all.begin(), all.end(), [](const KeyStats& x, const KeyStats& y) { return x.hash < y.hash; });
+    auto all = by_hash();
     REQUIRE(all.size() == 2);
     CHECK(all[0].key == "a");
     CHECK(all[0].reads == 10);
@@ -800,8 +805,7 @@ TEST_CASE("KeyTable: a bounded table forgets its less busy half when full") {
     CHECK(later[0].named);
     CHECK(later[0].key == "d");
     CHECK_FALSE(later[1].named);  // "b" was forgotten
-    all = t.all();
-    std::sort(all.begin(), all.end(), [](const KeyStats& x, const KeyStats& y) { return x.hash < y.hash; });
+    all = by_hash();
     CHECK(all[1].reads == 9);
 
     // after a pruning, a newcomer less busy than the least busy key kept (d: 7
@@ -818,8 +822,7 @@ TEST_CASE("KeyTable: a bounded table forgets its less busy half when full") {
     t.add(make_key(0, 8, "h", 8));
     CHECK(t.size() == 2);
     CHECK(t.forgotten() == 7);
-    all = t.all();
-    std::sort(all.begin(), all.end(), [](const KeyStats& x, const KeyStats& y) { return x.hash < y.hash; });
+    all = by_hash();
     REQUIRE(all.size() == 2);
     CHECK(all[0].key == "a");
     CHECK(all[1].key == "f");

@@ -96,8 +96,8 @@ private:
 
     std::size_t capacity_;
     std::uint64_t forgotten_ = 0;
-    std::uint64_t admit_ops_ =
-        0;  // a new key needs this many operations: the least any key kept at the last pruning had
+    // a new key needs this many operations: the least any key kept at the last pruning had
+    std::uint64_t admit_ops_ = 0;
     std::vector<KeyStats> keys_;  // dense: merging walks no node chains
     // open addressing over keys_, at most half full; the slot repeats the
     // key's identity so that probing does not touch the big entries

@@ -135,7 +135,7 @@ struct Group {
     EntitySample s;
     std::uint32_t n_inline = 0;                  // buckets used in bucket[] and count[]
     std::int32_t hist = kNone;                   // its own histogram in the pool, once they overflow
-    std::array<std::uint8_t, kInline> bucket{};  // inline buckets, in the order they came
+    std::array<std::uint8_t, kInline> bucket{};  // inline buckets, in bucket order
     std::array<std::uint64_t, kInline> count{};
 };
 
@@ -167,10 +167,15 @@ void add_latency(Group& g, HistogramPool& pool, const LatencyHistogram& from, co
             continue;
         }
         std::uint32_t j = 0;
-        while (j < g.n_inline && g.bucket[j] != b) ++j;
-        if (j < g.n_inline) {
+        while (j < g.n_inline && g.bucket[j] < b) ++j;
+        if (j < g.n_inline && g.bucket[j] == b) {
             g.count[j] += c;
-        } else if (j < Group::kInline) {
+        } else if (g.n_inline < Group::kInline) {
+            // keep them in bucket order: the p99 walks them in that order
+            for (std::uint32_t k = g.n_inline; k > j; --k) {
+                g.bucket[k] = g.bucket[k - 1];
+                g.count[k] = g.count[k - 1];
+            }
             g.bucket[j] = b;
             g.count[j] = c;
             ++g.n_inline;
@@ -195,24 +200,17 @@ void add_to(Group& g, HistogramPool& pool, const KeyStats& k, const SparseLatenc
 
 // A group's operations with a latency and their p99 from its inline buckets.
 void set_inline_latency(Group& g) {
-    std::array<std::pair<std::uint8_t, std::uint64_t>, Group::kInline> by_bucket;
     std::uint64_t total = 0;
-    for (std::uint32_t i = 0; i < g.n_inline; ++i) {
-        by_bucket[i] = {g.bucket[i], g.count[i]};
-        total += g.count[i];
-    }
-    for (std::uint32_t i = 1; i < g.n_inline; ++i)  // at most kInline: insertion sort
-        for (std::uint32_t j = i; j > 0 && by_bucket[j].first < by_bucket[j - 1].first; --j)
-            std::swap(by_bucket[j], by_bucket[j - 1]);
+    for (std::uint32_t i = 0; i < g.n_inline; ++i) total += g.count[i];
     g.s.lat_n = total;
     g.s.p99_us = 0;
     if (total == 0) return;
     const std::uint64_t rank = quantile_rank(0.99, total);
     std::uint64_t seen = 0;
     for (std::uint32_t i = 0; i < g.n_inline; ++i) {
-        seen += by_bucket[i].second;
+        seen += g.count[i];
         if (seen >= rank) {
-            g.s.p99_us = bucket_mid_us(by_bucket[i].first);
+            g.s.p99_us = bucket_mid_us(g.bucket[i]);
             return;
         }
     }
