@@ -143,20 +143,22 @@ TEST_CASE("dry-run drops nothing and counts what it would drop", "[act]") {
     const std::string http = "127.0.0.1:" + std::to_string(free_port());
     Daemon d({"--target", "redis://127.0.0.1:" + std::to_string(redis.port()), "--interval", "1s",
               "--no-detect", "--top", "5", "--http", http});
-    ClientRun base = hammer(redis.port(), "hot", 2);
-    REQUIRE(keyscope_cli("throttle add --connect " + http + " --key hot --rate 500 --dry-run") == 0);
+    constexpr int kRuleRate = 500;
+    REQUIRE(keyscope_cli("throttle add --connect " + http + " --key hot --rate " + std::to_string(kRuleRate) +
+                         " --dry-run") == 0);
     d.lines_for(std::chrono::milliseconds(1200));
     ClientRun with;
     std::thread t([&] { with = hammer(redis.port(), "hot", 4); });
     auto lines = d.lines_for(std::chrono::seconds(4));
     t.join();
     Served s = served(lines, "hot");
-    INFO("hot " << base.rate << "/s without the rule, " << with.rate << "/s with it; would drop "
+    INFO("hot " << with.rate << "/s under a dry-run rule of " << kRuleRate << "/s; would drop "
                 << s.would_drop);
     CHECK(s.dropped == 0);
     CHECK(s.would_drop > 0);
-    CHECK(with.rate >=
-          0.7 * base.rate);   // one client back to back: noisy (±10 %), and judging costs a little
+    // Enforced, the rule would hold the client near 500/s; one client back to back
+    // gets several thousand. Speed against a baseline belongs in scripts/bench-*.
+    CHECK(with.rate > 4 * kRuleRate);
     CHECK(with.p99_ms < 50);  // no drop, so no 200 ms retransmission stall
 }
 
