@@ -246,6 +246,10 @@ private:
 
 }  // namespace
 
+// How many keys ahead the roll-up asks for each step of a key's memory.
+constexpr std::size_t kAhead = 4;
+constexpr std::uint32_t kSlotUnknown = ~0u;
+
 struct RollUp::Buffers {
     Groups prefixes, slots, servers;
     HistogramPool hists;
@@ -280,7 +284,40 @@ const std::vector<EntitySample>& RollUp::operator()(const IntervalData& data,
     // the samples of the last call are overwritten in place: their names keep their buffers
     std::size_t n = 0;
     auto next = [&]() -> EntitySample& { return n < out_.size() ? out_[n++] : (++n, out_.emplace_back()); };
-    for (const auto& k : data.keys) {
+    // Under many keys each key is a miss in its entry, its name, its latency
+    // buckets and its slot's group, one after another: the drain left few of
+    // them in the cache. So each is asked for a few keys ahead, in the order
+    // they become known: the entry, then its name and buckets, then (from the
+    // name) its slot's group. kSlotUnknown: no slot group for that key.
+    const std::vector<KeyStats>& keys = data.keys;
+    auto slot_of = [&](const KeyStats& k) -> std::uint32_t {
+        // a truncated key's slot is only known when its hash tag is in the stored bytes
+        if (!k.named || (k.truncated && k.key.find('}') == std::string::npos)) return kSlotUnknown;
+        return cluster_slot(k.key);
+    };
+    std::array<std::uint32_t, kAhead> slot_ahead{};
+    for (std::size_t i = 0; i < std::min(keys.size(), kAhead); ++i) slot_ahead[i] = slot_of(keys[i]);
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (i + 3 * kAhead < keys.size()) __builtin_prefetch(&keys[i + 3 * kAhead]);
+        if (i + 2 * kAhead < keys.size()) {
+            const KeyStats& a = keys[i + 2 * kAhead];
+            __builtin_prefetch(a.key.data());
+            if (a.lat_lo < a.lat_hi) {  // its buckets span a line or two
+                __builtin_prefetch(&a.lat[a.lat_lo]);
+                __builtin_prefetch(&a.lat[a.lat_hi - 1]);
+            }
+        }
+        const KeyStats& k = keys[i];
+        const std::uint32_t slot = slot_ahead[i % kAhead];
+        if (i + kAhead < keys.size()) {
+            const KeyStats& a = keys[i + kAhead];
+            std::uint32_t s_ahead = slot_ahead[i % kAhead] = slot_of(a);
+            if (s_ahead != kSlotUnknown && a.target < b.slot_index.size() &&
+                !b.slot_index[a.target].empty()) {
+                std::int32_t g = b.slot_index[a.target][s_ahead];
+                if (g != kNone) __builtin_prefetch(&b.slots.list()[static_cast<std::size_t>(g)]);
+            }
+        }
         EntitySample& e = next();
         const SparseLatency sparse(k);
         e.kind = EntityKind::key;
@@ -310,11 +347,9 @@ const std::vector<EntitySample>& RollUp::operator()(const IntervalData& data,
             auto [it, fresh] = b.prefix_index.try_emplace(b.id, kNone);
             add_to(b.prefixes.at(it->second, EntityKind::prefix, k.target, b.prefix), b.hists, k, sparse);
         }
-        // a truncated key's slot is only known when its hash tag is in the stored bytes
-        if (!k.truncated || k.key.find('}') != std::string::npos) {
+        if (slot != kSlotUnknown) {
             auto& index = b.slot_index[k.target];
             if (index.empty()) index.assign(kSlots, kNone);
-            std::uint16_t slot = cluster_slot(k.key);
             auto& g = b.slots.at(index[slot], EntityKind::slot, k.target, "");
             if (g.s.name.empty()) g.s.name = std::to_string(slot);
             add_to(g, b.hists, k, sparse);
