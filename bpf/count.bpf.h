@@ -304,45 +304,6 @@ static __always_inline void ks_count_reply(struct ks_walk *w, __u64 bytes, __u64
 		__sync_fetch_and_add(&s->lat[bucket], 1);
 }
 
-/*
- * Before a chunk of replies is parsed: read the cache lines the replies to
- * the next requests in flight will count on (the key's reply counters and
- * its latency bucket: `now` is the walk's, so the bucket is known already).
- * The loads do not depend on one another, so their misses overlap instead of
- * stalling one reply after another; a key with many operations is seldom in
- * any cache when keys are many. Nothing is written: a wrong guess (an entry
- * replaced meanwhile) costs only the load.
- */
-#define KS_TOUCH_AHEAD 16
-static __always_inline void ks_touch_replies(struct ks_walk *w)
-{
-	struct ks_flow *f = w->flow;
-	struct ks_pending *p;
-	struct ks_key_stats *s;
-	__u32 i, seq, bucket;
-	__u64 v;
-
-	for (i = 0; i < KS_TOUCH_AHEAD; i++) {
-		seq = f->rep_seq + i;
-		if (seq == f->req_seq)
-			break;
-		p = &f->pending[seq & (KS_PENDING - 1)];
-		if (p->seq != seq || !p->has_key || p->key_epoch != w->epoch)
-			continue;
-		s = ks_key_at((__s32)p->key_slot);
-		if (!s)
-			continue;
-		bucket = ks_lat_bucket(w->now > p->ts_ns ? w->now - p->ts_ns : 0);
-		v = READ_ONCE(s->bytes_out);
-		asm volatile("" : : "r"(v));
-		if (bucket < KS_LAT_BUCKETS) {
-			__u32 c = READ_ONCE(s->lat[bucket]);
-
-			asm volatile("" : : "r"(c));
-		}
-	}
-}
-
 static __always_inline void ks_on_reply(struct ks_walk *w)
 {
 	struct ks_resp_rep *rp = &w->flow->rep;

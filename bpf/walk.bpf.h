@@ -49,8 +49,6 @@ static __always_inline void ks_walk_chunk(struct ks_chunk *ck, int new_chunk)
 {
 	if (new_chunk)
 		ks_new_chunk(ck->w.flow, ck->dir);
-	if (ck->dir == KS_DIR_REP)
-		ks_touch_replies(&ck->w);
 	bpf_loop(KS_MAX_WINDOWS, ks_chunk_window_cb, ck, 0);
 	if (ck->off < ck->end) {
 		ck->w.cnt->truncated_windows++;
