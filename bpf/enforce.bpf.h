@@ -368,7 +368,7 @@ static __always_inline int ks_judge_segment(struct ks_walk *w, struct ks_config 
 		if (st)
 			__sync_fetch_and_add(&st->capped, 1);
 		f->drops_in_row = 0;
-		f->flags &= ~KS_FLOWF_HOLE;
+		ks_flow_clear_hole(f);
 		return KS_PASS;
 	}
 	if (j.verdict == KS_DROP) {
@@ -384,7 +384,7 @@ static __always_inline int ks_judge_segment(struct ks_walk *w, struct ks_config 
 		return KS_DROP;
 	}
 	f->drops_in_row = 0;
-	f->flags &= ~KS_FLOWF_HOLE;
+	ks_flow_clear_hole(f);
 	if (!a->dry) {
 		if (!a->no_dry)
 			f->dry_drops_in_row = 0;

@@ -29,39 +29,56 @@ struct ks_pending {
 #define KS_FLOWF_FIN_REP 8
 #define KS_FLOWF_HOLE 16 /* enforcement dropped the next expected request segment */
 
-/* Per-connection parser state (both capture paths). */
+/*
+ * Per-connection parser state (both capture paths). On the socket path over
+ * `lo` the request side runs on the client's CPU and the reply side on the
+ * server's, so the fields are grouped by writer, a line of padding apart (a
+ * hash map value need not start on a line): a line one side writes for every
+ * segment is never one the other side touches.
+ */
 struct ks_flow {
-	union { /* the parsers of the target's protocol (proto) */
-		struct {
-			struct ks_resp_req req;
-			struct ks_resp_rep rep;
-		};
-		struct {
-			struct ks_mc_req mreq;
-			struct ks_mc_rep mrep;
-		};
-	};
+	/* set when the connection is created, then only read by both sides */
 	__u32 target;
-	__u32 flags;
+	__u32 proto;	 /* enum ks_proto of the target */
+	__u32 flags;	 /* KS_FLOWF_*: written once per connection event, not per segment */
+	__u32 conn_pick; /* enforcement: this connection's place in the shedding rotation */
+	__u64 sock;	 /* syscall path: struct sock * the fd pointed to */
+	__u8 caddr[16];	 /* socket path: the client's address (zero on the syscall path) */
+	/* request side */
+	union { /* the parser of the target's protocol (proto) */
+		struct ks_resp_req req;
+		struct ks_mc_req mreq;
+	} __attribute__((aligned(64)));
 	__u32 next_seq_req; /* socket path: next expected TCP sequence number */
-	__u32 next_seq_rep;
-	__u64 sock;    /* syscall path: struct sock * the fd pointed to */
-	__u32 req_seq; /* requests pushed to pending[] */
-	__u32 rep_seq; /* replies matched */
+	__u32 req_seq;	    /* requests pushed to pending[] */
 	__u64 first_key_hash;
 	__u32 first_key_slot;  /* ks_keys index of the current command's first key ... */
 	__u32 first_key_epoch; /* ... in this epoch */
 	__u64 cmd_cache_hash;  /* last command looked up in ks_cmds, and its spec */
 	struct ks_cmd_spec cmd_cache;
-	__u32 proto;		/* enum ks_proto of the target */
 	__u32 drops_in_row;	/* enforcement: request segments dropped in a row */
-	__u32 conn_pick;	/* enforcement: this connection's place in the shedding rotation */
 	__u32 dry_drops_in_row; /* dry run: segments that would have been dropped in a row */
 	__u32 hole_slot;	/* enforcement: 1 + ks_rule_stats slot of the rule that made the hole */
 	__u64 dry_stall_until;	/* dry run: until when a real drop would still be stalling this connection */
-	__u8 caddr[16];		/* socket path: the client's address (zero on the syscall path) */
+	__u8 _pad_req[64];
+	/* reply side */
+	union {
+		struct ks_resp_rep rep;
+		struct ks_mc_rep mrep;
+	} __attribute__((aligned(64)));
+	__u32 next_seq_rep;
+	__u32 rep_seq; /* replies matched */
+	__u8 _pad_rep[64];
+	/* written by the request side, read by the reply side */
 	struct ks_pending pending[KS_PENDING];
 };
+
+/* Both sides read flags for every segment: write it only when it changes. */
+static __always_inline void ks_flow_clear_hole(struct ks_flow *f)
+{
+	if (f->flags & KS_FLOWF_HOLE)
+		f->flags &= ~KS_FLOWF_HOLE;
+}
 
 /* Socket path flow key: the connection as seen from the server. */
 struct ks_flow_key {

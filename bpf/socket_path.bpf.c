@@ -259,7 +259,7 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 	}
 	if (dir == KS_DIR_REQ) {
 		f->next_seq_req = seq + payload_len;
-		f->flags &= ~KS_FLOWF_HOLE; /* in order again, judged or not */
+		ks_flow_clear_hole(f); /* in order again, judged or not */
 	} else {
 		f->next_seq_rep = seq + payload_len;
 	}
