@@ -231,8 +231,7 @@ static __always_inline void ks_count_end(struct ks_walk *w, __u32 cmd_bytes, __u
 	p->key_hash = f->first_key_hash;
 	p->key_slot = f->first_key_slot;
 	p->key_epoch = f->first_key_epoch;
-	p->has_key = nkeys > 0;
-	p->retrieval = retrieval;
+	p->retrieval = retrieval != 0;
 	p->nkeys = nkeys;
 	p->seq = f->req_seq;
 	f->req_seq++;
@@ -283,7 +282,7 @@ static __always_inline void ks_count_reply(struct ks_walk *w, __u64 bytes, __u64
 		cnt->hits += hits;
 		cnt->misses += p->nkeys > hits ? p->nkeys - hits : 0;
 	}
-	if (!p->has_key)
+	if (!p->nkeys)
 		return;
 	s = ks_key_again(w, p->key_hash, p->key_slot, p->key_epoch);
 	if (!s)

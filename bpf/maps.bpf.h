@@ -10,17 +10,17 @@
 #include "proto/resp.h"
 #include "proto/memcache.h"
 
-/* One remembered request, waiting for its reply (latency, reply stats). */
+/* One remembered request, waiting for its reply (latency, reply stats).
+ * 32 bytes: the request side writes and the reply side reads these, so
+ * every line of them crosses between CPUs once. */
 struct ks_pending {
 	__u64 ts_ns;
-	__u64 key_hash;	 /* first key of the command; valid if has_key */
+	__u64 key_hash;	 /* first key of the command; valid if nkeys */
 	__u32 seq;	 /* request number on this connection */
 	__u32 key_slot;	 /* where the request side counted that key ... */
 	__u32 key_epoch; /* ... valid in this ks_config.epoch only */
-	__u16 has_key;
-	__u16 retrieval; /* memcached get/gets/gat/gats/mg: misses = nkeys - hits */
-	__u32 nkeys;
-	__u32 _pad;
+	__u32 nkeys : 31;
+	__u32 retrieval : 1; /* memcached get/gets/gat/gats/mg: misses = nkeys - hits */
 };
 
 #define KS_FLOWF_REQ_SEQ 1 /* next_seq_req is known */
