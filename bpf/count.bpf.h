@@ -104,31 +104,17 @@ static __always_inline struct ks_key_stats *ks_key_at(__s64 slot)
 
 static __always_inline void ks_on_cmd(struct ks_walk *w)
 {
-	struct ks_flow *f = w->flow;
-	struct ks_resp_req *rq = &f->req;
-	__u64 h = rq->hash;
+	struct ks_resp_req *rq = &w->flow->req;
 	struct ks_cmd_spec *spec;
 
-	/* pipelines repeat one command: remember the last lookup */
-	if (h == f->cmd_cache_hash && f->cmd_cache_hash) {
-		rq->cls = f->cmd_cache.cls;
-		rq->first_key = f->cmd_cache.first_key;
-		rq->last_key = f->cmd_cache.last_key;
-		rq->step = f->cmd_cache.step;
+	/* pipelines repeat one command: the parser remembers the last answer */
+	if (ks_req_recall_spec(rq))
 		return;
-	}
-	spec = bpf_map_lookup_elem(&ks_cmds, &h);
-	if (spec) {
-		f->cmd_cache_hash = h;
-		f->cmd_cache = *spec;
-		rq->cls = spec->cls;
-		rq->first_key = spec->first_key;
-		rq->last_key = spec->last_key;
-		rq->step = spec->step;
-	} else {
-		rq->cls = KS_CMD_UNKNOWN;
-		rq->first_key = 0;
-	}
+	spec = bpf_map_lookup_elem(&ks_cmds, &rq->cmd_hash);
+	if (spec)
+		ks_req_set_spec(rq, spec->cls, spec->first_key, spec->last_key, spec->step);
+	else
+		ks_req_set_spec(rq, KS_CMD_UNKNOWN, 0, 0, 0);
 }
 
 /* Who sends requests for a hot key: only for watched keys, so the common path

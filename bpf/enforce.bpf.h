@@ -227,14 +227,14 @@ static long ks_judge_step_cb(__u64 i, void *ctx)
 		return 1;
 	}
 	if (ev & KS_EV_CMD) {
-		struct ks_cmd_spec *spec = bpf_map_lookup_elem(&ks_cmds, &rq->hash);
+		struct ks_cmd_spec *spec = bpf_map_lookup_elem(&ks_cmds, &rq->cmd_hash);
 
 		rq->cls = spec ? spec->cls : KS_CMD_UNKNOWN;
 		rq->first_key = spec ? spec->first_key : 0;
 		rq->last_key = spec ? spec->last_key : 0;
 		rq->step = spec ? spec->step : 0;
 		if (j->a->rule_kinds & KS_RK_ALLOW_CMD) {
-			struct ks_rule_key ak = {.hash = rq->hash, .match = KS_MATCH_CMD, .target = j->a->target};
+			struct ks_rule_key ak = {.hash = rq->cmd_hash, .match = KS_MATCH_CMD, .target = j->a->target};
 
 			/* the judging copy only: its keys are then never judged */
 			if (bpf_map_lookup_elem(&ks_allow, &ak))

@@ -52,10 +52,8 @@ struct ks_flow {
 	__u32 next_seq_req; /* socket path: next expected TCP sequence number */
 	__u32 req_seq;	    /* requests pushed to pending[] */
 	__u64 first_key_hash;
-	__u32 first_key_slot;  /* ks_keys index of the current command's first key ... */
-	__u32 first_key_epoch; /* ... in this epoch */
-	__u64 cmd_cache_hash;  /* last command looked up in ks_cmds, and its spec */
-	struct ks_cmd_spec cmd_cache;
+	__u32 first_key_slot;	/* ks_keys index of the current command's first key ... */
+	__u32 first_key_epoch;	/* ... in this epoch */
 	__u32 drops_in_row;	/* enforcement: request segments dropped in a row */
 	__u32 dry_drops_in_row; /* dry run: segments that would have been dropped in a row */
 	__u32 hole_slot;	/* enforcement: 1 + ks_rule_stats slot of the rule that made the hole */

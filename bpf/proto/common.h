@@ -26,7 +26,7 @@
  * come alone. */
 enum ks_proto_event {
 	KS_EV_NONE = 0,
-	KS_EV_CMD = 1,	    /* command name complete: st->hash; set the key spec now */
+	KS_EV_CMD = 1,	    /* command name complete: st->cmd_hash; set the key spec now */
 	KS_EV_KEY = 2,	    /* a key argument complete: st->hash, st->key, st->key_len */
 	KS_EV_END = 4,	    /* request complete: st->cmd_bytes */
 	KS_EV_REPLY = 8,    /* reply complete: rp->flags, rp->value_bytes, rp->bytes */

@@ -13,7 +13,11 @@
  *   WORD WORD ...\n  (optionally \r\n)                       inline command
  *
  *   argument 0 is the command name; the caller looks it up in the command
- *   table on KS_EV_CMD and sets the key positions (first_key, last_key, step).
+ *   table on KS_EV_CMD and sets the key positions (ks_req_set_spec). The
+ *   parser remembers the last answer: when the next command has the same
+ *   name, one step reports its name and its first argument (KS_EV_CMD with
+ *   KS_EV_KEY, even KS_EV_END), so the caller reads the name's hash from
+ *   cmd_hash, never from hash.
  *
  * Replies (server -> client), RESP2 and RESP3:
  *
@@ -81,14 +85,48 @@ struct ks_resp_req {
 	__u32 cmd_bytes; /* bytes of the current command so far */
 	__u32 nkeys;	 /* keys seen in the current command */
 	__u64 hash;	 /* FNV-1a of the current name or key */
-	/* Key positions of the current command, set by the caller on KS_EV_CMD. */
+	__u64 cmd_hash;	 /* FNV-1a of the current command's name */
+	/* Key positions of the current command, set by the caller on KS_EV_CMD
+	 * (ks_req_set_spec). */
 	__u8 cls;
 	__s8 first_key;
 	__s8 last_key;
 	__u8 step;
-	__u32 _pad1;
+	/* The last command name the caller answered, and its answer: pipelines
+	 * repeat one command, so the next one's key positions are known at once. */
+	__u8 memo_cls;
+	__s8 memo_first_key;
+	__s8 memo_last_key;
+	__u8 memo_step;
+	__u64 memo_hash;
 	__u8 key[KS_KEY_MAX];
 };
+
+/* The caller's answer to KS_EV_CMD: the command's key positions. */
+static __always_inline void ks_req_set_spec(struct ks_resp_req *st, __u8 cls, __s8 first_key, __s8 last_key, __u8 step)
+{
+	st->cls = cls;
+	st->first_key = first_key;
+	st->last_key = last_key;
+	st->step = step;
+	st->memo_hash = st->cmd_hash;
+	st->memo_cls = cls;
+	st->memo_first_key = first_key;
+	st->memo_last_key = last_key;
+	st->memo_step = step;
+}
+
+/* The current command's key positions, if its name was answered last time. */
+static __always_inline int ks_req_recall_spec(struct ks_resp_req *st)
+{
+	if (!st->memo_hash || st->memo_hash != st->cmd_hash)
+		return 0;
+	st->cls = st->memo_cls;
+	st->first_key = st->memo_first_key;
+	st->last_key = st->memo_last_key;
+	st->step = st->memo_step;
+	return 1;
+}
 
 static __always_inline void ks_req_reset(struct ks_resp_req *st)
 {
@@ -168,8 +206,10 @@ static __always_inline void ks_req_token_byte(struct ks_resp_req *st, __u8 c)
 /* Token finished: the event to report for it. */
 static __always_inline int ks_req_end_token(struct ks_resp_req *st)
 {
-	if (st->role == KS_ROLE_NAME)
+	if (st->role == KS_ROLE_NAME) {
+		st->cmd_hash = st->hash;
 		return KS_EV_CMD;
+	}
 	if (st->role == KS_ROLE_KEY) {
 		st->hash = ks_key_hash_finish(st->hash, st->key_len);
 		st->nkeys++;
@@ -738,7 +778,18 @@ KS_STEP_FN __u32 ks_req_step(struct ks_resp_req *st, const struct ks_window *win
 		st->first_key = 0;
 		st->state = KS_RQ_BULK_HDR;
 		/* the command name usually follows in the same window */
-		return 1 + used + ks_req_bulk_token(st, buf, pos + 1 + used, len, ev);
+		n = 1 + used + ks_req_bulk_token(st, buf, pos + 1 + used, len, ev);
+		/* a name answered before: its key positions are known, so its first
+		 * argument (a key, mostly) is taken in this step too */
+		if ((*ev & KS_EV_CMD) && st->state == KS_RQ_BULK_HDR && ks_req_recall_spec(st)) {
+			/* n goes through memory (num is free until the next '$'): the
+			 * verifier then checks the second token once, not once for
+			 * every length the name can have */
+			st->num = n;
+			n = *(volatile __u32 *)&st->num;
+			n += ks_req_bulk_token(st, buf, pos + n, len, ev);
+		}
+		return n;
 	case KS_RQ_BULK_HDR:
 		n = ks_req_bulk_token(st, buf, pos, len, ev);
 		if (!n)

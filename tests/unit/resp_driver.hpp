@@ -52,6 +52,7 @@ public:
                 pos += used;
                 idle = used ? 0 : idle + 1;
                 if (idle > 2) throw std::runtime_error("parser made no progress");
+                if ((ev & KS_EV_CMD) && (ev & KS_EV_KEY)) fused++;
                 handle(ev);
             }
         }
@@ -60,6 +61,7 @@ public:
 
     std::vector<ParsedCommand> commands;
     int invalid = 0;
+    int fused = 0;  // steps that reported a name and its first key together
     ks_resp_req st_{};
 
 private:
@@ -78,14 +80,13 @@ private:
         switch (ev) {
             case KS_EV_CMD: {
                 current_ = {};
-                current_.name_hash = st_.hash;
-                auto spec = proto::find_command(st_.hash);
-                ks_cmd_spec s = spec.value_or(ks_cmd_spec{});
-                st_.cls = s.cls;
-                st_.first_key = s.first_key;
-                st_.last_key = s.last_key;
-                st_.step = s.step;
-                current_.cls = s.cls;
+                current_.name_hash = st_.cmd_hash;
+                // as the BPF programs answer: the parser's memory of the last name first
+                if (!ks_req_recall_spec(&st_)) {
+                    ks_cmd_spec s = proto::find_command(st_.cmd_hash).value_or(ks_cmd_spec{});
+                    ks_req_set_spec(&st_, s.cls, s.first_key, s.last_key, s.step);
+                }
+                current_.cls = st_.cls;
                 break;
             }
             case KS_EV_KEY:

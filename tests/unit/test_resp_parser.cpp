@@ -102,6 +102,73 @@ TEST_CASE("a split into three chunks at every pair of offsets") {
     }
 }
 
+TEST_CASE("a command name answered before is recognised in the same step as its first key") {
+    // runs of one command (the parser remembers the last answer) between
+    // commands whose keys sit elsewhere, split at every offset
+    struct Want {
+        std::string name;
+        int cls;
+        std::vector<std::string> keys;
+    };
+    const std::vector<Want> want = {
+        {"GET", KS_CMD_READ, {"a"}},
+        {"GET", KS_CMD_READ, {"b"}},
+        {"SET", KS_CMD_WRITE, {"c"}},
+        {"SET", KS_CMD_WRITE, {"d"}},
+        {"MGET", KS_CMD_READ, {"e", "f"}},
+        {"MGET", KS_CMD_READ, {"g", "h"}},
+        {"PING", KS_CMD_KEYLESS, {}},
+        {"PING", KS_CMD_KEYLESS, {}},
+        {"BLPOP", KS_CMD_WRITE, {"q1", "q2"}},
+        {"BLPOP", KS_CMD_WRITE, {"q3"}},
+        {"NOSUCHCMD", KS_CMD_UNKNOWN, {}},
+        {"NOSUCHCMD", KS_CMD_UNKNOWN, {}},
+        {"get", KS_CMD_READ, {""}},
+        {"GET", KS_CMD_READ, {"i"}},
+    };
+    std::string buf;
+    for (const auto& w : want) {
+        std::vector<std::string> args{w.name};
+        if (w.name == "SET")
+            args.insert(args.end(), {w.keys[0], "v"});
+        else if (w.name == "BLPOP") {
+            args.insert(args.end(), w.keys.begin(), w.keys.end());
+            args.push_back("0");
+        } else if (w.name == "NOSUCHCMD")
+            args.push_back("x");
+        else
+            args.insert(args.end(), w.keys.begin(), w.keys.end());
+        buf += resp_command(args);
+    }
+    auto check = [&](const RequestDriver& d) {
+        REQUIRE(d.invalid == 0);
+        REQUIRE(d.commands.size() == want.size());
+        std::size_t total = 0;
+        for (std::size_t i = 0; i < want.size(); ++i) {
+            INFO("command " << i << " " << want[i].name);
+            std::string upper = want[i].name;
+            for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+            CHECK(d.commands[i].name_hash == fnv(upper));
+            CHECK(d.commands[i].cls == want[i].cls);
+            CHECK(d.commands[i].keys == want[i].keys);
+            total += d.commands[i].bytes;
+        }
+        CHECK(total == buf.size());
+    };
+    RequestDriver whole;
+    whole.chunk(buf);
+    check(whole);
+    // GET b, SET d, MGET g, BLPOP q3 and GET i (after "get") come in one step each
+    CHECK(whole.fused == 5);
+    for (std::size_t i = 0; i <= buf.size(); ++i) {
+        RequestDriver d;
+        d.chunk(std::string_view(buf).substr(0, i));
+        d.chunk(std::string_view(buf).substr(i));
+        INFO("split at " << i);
+        check(d);
+    }
+}
+
 TEST_CASE("one byte per chunk") {
     RequestDriver d;
     for (char c : kPipeline) d.chunk(std::string_view(&c, 1));
