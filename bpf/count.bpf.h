@@ -10,6 +10,7 @@
 
 #include "maps.bpf.h"
 #include "hist.h"
+#include "key_table.bpf.h"
 
 enum ks_dir {
 	KS_DIR_REQ = 0, /* client -> server */
@@ -59,17 +60,11 @@ static __always_inline struct ks_counters *ks_counters_get(__u32 gen, __u32 targ
 
 /*
  * The table slot of a key in the interval being filled, claimed if needed
- * (bpf/key_table.bpf.c: a global function, verified once rather than at
- * every call site). `name` (KS_KEY_MAX bytes, or NULL for a reply that does
+ * (key_table.bpf.h). `name` (KS_KEY_MAX bytes, or NULL for a reply that does
  * not carry it) names a claimed slot. target_len = target << 32 | key length,
  * gen_buckets = generation << 32 | buckets per generation. -1 when the key's bucket
  * is full: the caller counts the operation as unattributed.
  */
-struct ks_key_name {
-	/* sized, so the verifier knows what may be read; aligned, so it is
-	 * copied in words, not bytes spilled to the stack */
-	__u8 bytes[KS_KEY_MAX];
-} __attribute__((aligned(8)));
 __s64 ks_key_table_slot(__u64 hash, __u64 target_len, __u64 gen_buckets, const struct ks_key_name *name,
 			__u64 *map_full);
 
@@ -88,6 +83,14 @@ static __always_inline __s64 ks_key_slot(struct ks_walk *w, __u64 hash, int with
 			key_len = f->req.key_len;
 		}
 	}
+#ifdef KS_KEY_TABLE_INLINE
+	__s64 slot = ks_key_table_probe(hash, f->target, w->gen, w->key_buckets, with_name);
+
+	if (slot == -1)
+		w->cnt->key_map_full = 1;
+	if (slot != KS_KEY_SLOW)
+		return slot;
+#endif
 	/* packed: BPF calls take five arguments at most */
 	return ks_key_table_slot(hash, (__u64)f->target << 32 | key_len, (__u64)w->gen << 32 | w->key_buckets, name,
 				 &w->cnt->key_map_full);

@@ -23,7 +23,10 @@ enum ks_verdict {
 
 /* One judging walk over a request segment. */
 struct ks_judge {
-	struct ks_walk w; /* w.scr->judge is the parser copy */
+	/* of the segment's walk, only what judging uses: the stack is full */
+	struct ks_flow *flow;
+	struct ks_scratch *scr; /* scr->judge is the parser copy */
+	__u32 pos, len;		/* in scr->win */
 	struct __sk_buff *skb;
 	__u32 start, off, end;
 	__u8 verdict;
@@ -213,13 +216,13 @@ __noinline int ks_judge_key(const struct ks_resp_req *rq, struct ks_judge_args *
 static long ks_judge_step_cb(__u64 i, void *ctx)
 {
 	struct ks_judge *j = ctx;
-	struct ks_resp_req *rq = &j->w.scr->judge;
-	__u32 pos = j->w.pos;
+	struct ks_resp_req *rq = &j->scr->judge;
+	__u32 pos = j->pos;
 	int ev = 0;
 
-	if (pos >= j->w.len)
+	if (pos >= j->len)
 		return 1;
-	j->w.pos = pos + ks_req_step(rq, &j->w.scr->win, pos, j->w.len, &ev);
+	j->pos = pos + ks_req_step(rq, &j->scr->win, pos, j->len, &ev);
 	if (!ev)
 		return 0;
 	if (ev & KS_EV_INVALID) {
@@ -252,7 +255,7 @@ static long ks_judge_step_cb(__u64 i, void *ctx)
 static long ks_judge_window_cb(__u64 i, void *ctx)
 {
 	struct ks_judge *j = ctx;
-	struct ks_resp_req *rq = &j->w.scr->judge;
+	struct ks_resp_req *rq = &j->scr->judge;
 	__u32 left, n;
 
 	if (j->off >= j->end || j->verdict == KS_DROP || j->invalid)
@@ -263,12 +266,12 @@ static long ks_judge_window_cb(__u64 i, void *ctx)
 	n = left < KS_SCRATCH ? left : KS_SCRATCH;
 	if (n == 0 || n > KS_SCRATCH)
 		return 1;
-	if (bpf_skb_load_bytes(j->skb, j->off, j->w.scr->win.buf, n))
+	if (bpf_skb_load_bytes(j->skb, j->off, j->scr->win.buf, n))
 		return 1;
-	j->w.pos = 0;
-	j->w.len = n;
+	j->pos = 0;
+	j->len = n;
 	bpf_loop(2 * KS_SCRATCH + 2, ks_judge_step_cb, j, 0);
-	j->off += j->w.pos;
+	j->off += j->pos;
 	return 0;
 }
 
@@ -303,12 +306,12 @@ static long ks_judge_pass_cb(__u64 pass, void *ctx)
 {
 	struct ks_judge *j = ctx;
 	struct ks_judge_args *a = j->a;
-	struct ks_flow *f = j->w.flow;
+	struct ks_flow *f = j->flow;
 
 	if (!f)
 		return 1;
-	j->w.scr->judge = f->req;
-	ks_req_new_chunk(&j->w.scr->judge);
+	j->scr->judge = f->req;
+	ks_req_new_chunk(&j->scr->judge);
 	j->off = j->start;
 	j->verdict = KS_PASS;
 	bpf_loop(KS_MAX_WINDOWS, ks_judge_window_cb, j, 0);
@@ -330,7 +333,8 @@ static __always_inline int ks_judge_segment(struct ks_walk *w, struct ks_config 
 					    __u32 end, __u8 *caddr, __u16 cport)
 {
 	struct ks_flow *f = w->flow;
-	struct ks_judge j = {.w = *w, .skb = skb, .start = off, .end = end, .a = &w->scr->judge_args};
+	struct ks_judge j = {
+		.flow = w->flow, .scr = w->scr, .skb = skb, .start = off, .end = end, .a = &w->scr->judge_args};
 	struct ks_judge_args *a = &w->scr->judge_args;
 	struct ks_rule_stats *st;
 	struct ks_rule *r;

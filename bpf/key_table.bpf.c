@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * The per-key table's one lookup (see keyscope_abi.h): a BPF global function,
- * so the verifier checks its probing loop once instead of again at every call
- * site of both capture paths, which exceeded its budget on the syscall path.
+ * The per-key table's lookup as a BPF global function, for the syscall path
+ * (see key_table.bpf.h).
  */
 /* vmlinux.h must come first */
 // clang-format off
@@ -15,79 +14,8 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/*
- * A key's tag in the table: its hash and target, mixed (the SplitMix64
- * finaliser) because FNV-1a leaves keys that differ only in their last byte
- * with the same high bits, which pick the bucket. Never 0 (free).
- */
-static __always_inline __u64 ks_key_tag(__u64 hash, __u32 target)
-{
-	__u64 z = hash ^ ((__u64)(target + 1) * 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	z ^= z >> 31;
-	return z ? z : 1;
-}
-
-/* Fill a slot just claimed (the daemon left it zeroed). */
-static __always_inline void ks_key_name(struct ks_key_stats *s, const struct ks_key_name *name, __u32 key_len)
-{
-	if (!name) {
-		s->flags = KS_KEYF_NONAME;
-		return;
-	}
-	__builtin_memcpy(s->key, name->bytes, KS_KEY_MAX);
-	s->key_len = key_len;
-	s->flags = key_len > KS_KEY_MAX ? KS_KEYF_TRUNCATED : 0;
-}
-
 __noinline __s64 ks_key_table_slot(__u64 hash, __u64 target_len, __u64 gen_buckets, const struct ks_key_name *name,
 				   __u64 *map_full)
 {
-	__u32 target = target_len >> 32, key_len = (__u32)target_len;
-	__u32 gen = gen_buckets >> 32, buckets = (__u32)gen_buckets;
-	__u64 tag = ks_key_tag(hash, target), t;
-	struct ks_key_bucket *bk;
-	struct ks_key_stats *s;
-	__u32 bi, slot, i;
-
-	if (buckets == 0)
-		return -1;
-	/* the tag's high half picks the bucket (multiply-shift: any count) */
-	bi = (gen & 1) * buckets + (__u32)(((tag >> 32) * buckets) >> 32);
-	bk = bpf_map_lookup_elem(&ks_key_tags, &bi);
-	if (!bk)
-		return -1;
-		/* not unrolled: eight copies of the claim path cost 464 bytes of stack */
-#pragma clang loop unroll(disable)
-	for (i = 0; i < KS_KEY_WAYS; i++) {
-		t = READ_ONCE(bk->tag[i]);
-		if (t == 0) {
-			t = __sync_val_compare_and_swap(&bk->tag[i], 0, tag);
-			if (t == 0) {
-				slot = bi * KS_KEY_WAYS + i;
-				s = bpf_map_lookup_elem(&ks_keys, &slot);
-				if (!s)
-					return -1;
-				s->hash = hash;
-				s->target = target;
-				ks_key_name(s, name, key_len);
-				return slot;
-			}
-		}
-		if (t == tag) {
-			slot = bi * KS_KEY_WAYS + i;
-			if (name) {
-				s = bpf_map_lookup_elem(&ks_keys, &slot);
-				/* first seen through a reply: the request now names it */
-				if (s && (READ_ONCE(s->flags) & KS_KEYF_NONAME))
-					ks_key_name(s, name, key_len);
-			}
-			return slot;
-		}
-	}
-	if (map_full)
-		*map_full = 1;
-	return -1;
+	return ks_key_table_find(hash, target_len, gen_buckets, name, map_full);
 }

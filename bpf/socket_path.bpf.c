@@ -16,6 +16,8 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* key table lookups inline but for claims (key_table.bpf.h) */
+#define KS_KEY_TABLE_INLINE
 #include "walk.bpf.h"
 #include "enforce.bpf.h"
 
