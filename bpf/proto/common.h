@@ -40,15 +40,86 @@ static __always_inline __u64 ks_fnv_byte(__u64 h, __u8 c)
 	return (h ^ c) * KS_FNV_PRIME;
 }
 
-/* Keys longer than the hashed prefix also mix in their length. */
-static __always_inline __u64 ks_key_hash_finish(__u64 h, __u32 len)
+/*
+ * The key hash (command names and memcached opaques keep FNV-1a): the key's
+ * first KS_KEY_HASH_MAX bytes as 8-byte little-endian words, the last one
+ * zero-padded, each mixed in by a multiply and a xor-shift, then its full
+ * length. Both steps are invertible, so keys of one length that differ in
+ * one word never collide. A window step mixes a whole word at once (FNV-1a's
+ * multiply per byte was the longest chain of a request's parse); a byte step
+ * collects bytes in a word (`word`) and mixes every eighth.
+ */
+#define KS_KH_SEED 0x2d358dccaa6c78a5ULL
+#define KS_KH_MUL 0x9e3779b97f4a7c15ULL
+
+static __always_inline __u64 ks_kh_mix(__u64 h, __u64 w)
 {
-	if (len > KS_KEY_HASH_MAX)
-		h = ks_fnv_byte(
-			ks_fnv_byte(ks_fnv_byte(ks_fnv_byte(h, len & 0xff), (len >> 8) & 0xff), (len >> 16) & 0xff),
-			(len >> 24) & 0xff);
+	h = (h ^ w) * KS_KH_MUL;
+	return h ^ (h >> 32);
+}
+
+/* Byte n (from 0) of a key; n < KS_KEY_HASH_MAX. */
+static __always_inline __u64 ks_kh_byte(__u64 h, __u64 *word, __u32 n, __u8 c)
+{
+	*word |= (__u64)c << ((n & 7) * 8);
+	if ((n & 7) == 7) {
+		h = ks_kh_mix(h, *word);
+		*word = 0;
+	}
 	return h;
 }
+
+/* The hash of a key of `len` bytes, once all its hashed bytes are in. */
+static __always_inline __u64 ks_kh_finish(__u64 h, __u64 word, __u32 len)
+{
+	if ((len < KS_KEY_HASH_MAX ? len : KS_KEY_HASH_MAX) & 7)
+		h = ks_kh_mix(h, word);
+	return ks_kh_mix(h, len);
+}
+
+/* The 8 bytes at p as a little-endian word (the machines keyscope runs on),
+ * and back. Unaligned: one load in BPF (the x86-64 JIT allows it); memcpy on
+ * the host. */
+static __always_inline __u64 ks_load_le64(const __u8 *p)
+{
+#ifdef __bpf__
+	return *(const __u64 *)p;
+#else
+	__u64 w;
+
+	__builtin_memcpy(&w, p, 8);
+	return w;
+#endif
+}
+
+static __always_inline void ks_store_le64(__u8 *p, __u64 w)
+{
+#ifdef __bpf__
+	*(__u64 *)p = w;
+#else
+	__builtin_memcpy(p, &w, 8);
+#endif
+}
+
+/* The low n (< 8) bytes of w. */
+static __always_inline __u64 ks_low_bytes(__u64 w, __u32 n)
+{
+	return w & ((1ULL << ((n & 7) * 8)) - 1);
+}
+
+#ifndef __bpf__
+/* The key hash of a whole key, for the daemon and the tests. */
+static inline __u64 ks_key_hash(const void *key, __u32 len)
+{
+	const __u8 *p = (const __u8 *)key;
+	__u64 h = KS_KH_SEED, word = 0;
+	__u32 i;
+
+	for (i = 0; i < len && i < KS_KEY_HASH_MAX; i++)
+		h = ks_kh_byte(h, &word, i, p[i]);
+	return ks_kh_finish(h, word, len);
+}
+#endif
 
 static __always_inline __u8 ks_upper(__u8 c)
 {
@@ -85,6 +156,7 @@ static __always_inline int ks_digit(__u32 *num, __u8 c, __u32 max)
 /* The bytes a step looks at: one copied window of a chunk. */
 struct ks_window {
 	__u8 buf[KS_SCRATCH];
+	__u8 over[8]; /* a word read at the window's last byte stays inside */
 };
 
 /*
@@ -97,5 +169,35 @@ struct ks_window {
 #else
 #define KS_STEP_FN static inline
 #endif
+
+/* Runs of key bytes a window step hashes at most (words: 8 at a time). */
+#define KS_KH_RUN 64
+
+/*
+ * Key bytes [p, p + n) of a window, the key's bytes k on (k a multiple of 8,
+ * k + n <= KS_KEY_HASH_MAX, n <= KS_KH_RUN): mixed into *hash a word at a
+ * time, the last partial word left in *word, and kept in key[KS_KEY_MAX] (if
+ * given) below KS_KEY_MAX, in whole words: what follows a key there is never
+ * read. The window must have 8 readable bytes past its last (ks_window.over).
+ */
+static __always_inline void ks_kh_words(__u64 *hash, __u64 *word, __u8 *key, const __u8 *buf, __u32 p, __u32 n, __u32 k)
+{
+	__u64 h = *hash, w;
+	__u32 i;
+
+	for (i = 0; i < KS_KH_RUN && i + 8 <= n; i += 8) {
+		w = ks_load_le64(buf + ((p + i) & KS_WIN_MASK));
+		h = ks_kh_mix(h, w);
+		if (key && k + i < KS_KEY_MAX)
+			ks_store_le64(key + ((k + i) & (KS_KEY_MAX - 8)), w);
+	}
+	if (i < n) {
+		w = ks_low_bytes(ks_load_le64(buf + ((p + i) & KS_WIN_MASK)), n - i);
+		*word = w;
+		if (key && k + i < KS_KEY_MAX)
+			ks_store_le64(key + ((k + i) & (KS_KEY_MAX - 8)), w);
+	}
+	*hash = h;
+}
 
 #endif /* KS_PROTO_COMMON_H */

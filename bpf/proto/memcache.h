@@ -312,9 +312,10 @@ struct ks_mc_req {
 	__u32 nkeys;	 /* keys in the current command so far */
 	__u32 run;	 /* window step scratch: see ks_mc_reload() */
 	__u32 _pad1;
-	__u64 word;   /* first 8 bytes of the current token, packed */
-	__u64 hash;   /* FNV-1a of the command name (upper-cased) or of a key */
-	__u64 opaque; /* FNV-1a of the meta O flag's value (KS_MC_RQF_OPAQUE) */
+	__u64 word;    /* first 8 bytes of the current token, packed */
+	__u64 hash;    /* FNV-1a of the command name (upper-cased), key hash (common.h) of a key */
+	__u64 kh_word; /* key bytes not yet mixed into hash (ks_kh_byte) */
+	__u64 opaque;  /* FNV-1a of the meta O flag's value (KS_MC_RQF_OPAQUE) */
 	__u8 key[KS_KEY_MAX];
 };
 
@@ -421,8 +422,9 @@ static __always_inline void ks_mc_req_begin_token(struct ks_mc_req *st, __u8 c)
 	st->key_len = 0;
 	st->word = 0;
 	st->num = 0;
-	st->hash = KS_FNV_OFFSET;
 	st->role = ks_mc_req_role(st, c);
+	st->hash = st->role == KS_MC_ROLE_KEY ? KS_KH_SEED : KS_FNV_OFFSET;
+	st->kh_word = 0;
 }
 
 /* One byte of the current token; 0 when it makes the command malformed. */
@@ -441,7 +443,7 @@ static __always_inline int ks_mc_req_token_byte(struct ks_mc_req *st, __u8 c)
 	case KS_MC_ROLE_KEY:
 		if (n >= KS_MC_MAX_KEY)
 			return 0;
-		st->hash = ks_fnv_byte(st->hash, c);
+		st->hash = ks_kh_byte(st->hash, &st->kh_word, n, c);
 		if (n < KS_KEY_MAX)
 			st->key[n & (KS_KEY_MAX - 1)] = c;
 		break;
@@ -481,7 +483,7 @@ static __always_inline int ks_mc_req_end_token(struct ks_mc_req *st)
 		}
 		return KS_EV_CMD;
 	case KS_MC_ROLE_KEY:
-		st->hash = ks_key_hash_finish(st->hash, st->key_len);
+		st->hash = ks_kh_finish(st->hash, st->kh_word, st->key_len);
 		st->nkeys++;
 		return KS_EV_KEY;
 	case KS_MC_ROLE_NUM:
@@ -730,8 +732,9 @@ struct ks_mc_rep {
 	__u32 run;	 /* window step scratch: see ks_mc_reload() */
 	__u32 _pad1;
 	__u64 word;	   /* first 8 bytes of the line's first token, packed */
-	__u64 hash;	   /* running FNV-1a of the current key or opaque token */
-	__u64 key_hash;	   /* FNV-1a of the key of a VALUE line or k flag (KS_MC_RPF_KEY) */
+	__u64 hash;	   /* running key hash (common.h) of a key, FNV-1a of an opaque token */
+	__u64 kh_word;	   /* key bytes not yet mixed into hash (ks_kh_byte) */
+	__u64 key_hash;	   /* key hash of the key of a VALUE line or k flag (KS_MC_RPF_KEY) */
 	__u64 opaque;	   /* FNV-1a of the O flag's value (KS_MC_RPF_OPAQUE) */
 	__u64 value_bytes; /* data bytes of the reply */
 	__u64 bytes;	   /* all bytes of the reply */
@@ -832,8 +835,10 @@ static __always_inline void ks_mc_rep_begin_token(struct ks_mc_rep *rp, __u8 c)
 {
 	rp->tok_len = 0;
 	rp->num = 0;
-	rp->hash = KS_FNV_OFFSET;
 	rp->role = ks_mc_rep_role(rp, c);
+	/* a k flag's value is a key */
+	rp->hash = rp->role == KS_MC_ROLE_KEY || rp->role == KS_MC_ROLE_KFLAG ? KS_KH_SEED : KS_FNV_OFFSET;
+	rp->kh_word = 0;
 }
 
 static __always_inline int ks_mc_rep_token_byte(struct ks_mc_rep *rp, __u8 c)
@@ -847,7 +852,7 @@ static __always_inline int ks_mc_rep_token_byte(struct ks_mc_rep *rp, __u8 c)
 	case KS_MC_ROLE_KEY:
 		if (n >= KS_MC_MAX_KEY)
 			return 0;
-		rp->hash = ks_fnv_byte(rp->hash, c);
+		rp->hash = ks_kh_byte(rp->hash, &rp->kh_word, n, c);
 		break;
 	case KS_MC_ROLE_NUM:
 		if (!ks_digit(&rp->num, c, KS_MC_MAX_DATA))
@@ -981,7 +986,7 @@ static __always_inline int ks_mc_rep_end_token(struct ks_mc_rep *rp)
 	case KS_MC_ROLE_WORD:
 		return ks_mc_rep_set_kind(rp);
 	case KS_MC_ROLE_KEY:
-		rp->key_hash = ks_key_hash_finish(rp->hash, rp->tok_len);
+		rp->key_hash = ks_kh_finish(rp->hash, rp->kh_word, rp->tok_len);
 		rp->key_len = rp->tok_len;
 		rp->flags |= KS_MC_RPF_KEY;
 		break;
@@ -1278,7 +1283,8 @@ static __always_inline int ks_mc_req_token_run(struct ks_mc_req *st, const __u8 
 	/* all checks first: a 0 must leave the state untouched */
 	if (!ks_mc_cmd_unbounded(st->cmd) && st->line_len + n + 2 > KS_MC_MAX_LINE)
 		return 0;
-	if (st->role == KS_MC_ROLE_KEY && k + n > KS_MC_MAX_KEY)
+	/* a key resumed off a word's start goes byte by byte to the next one */
+	if (st->role == KS_MC_ROLE_KEY && ((k & 7) || k + n > KS_MC_MAX_KEY))
 		return 0;
 	if (st->role == KS_MC_ROLE_NUM && !ks_mc_num_run(&st->num, buf, pos, n, k))
 		return 0;
@@ -1302,14 +1308,7 @@ static __always_inline int ks_mc_req_token_run(struct ks_mc_req *st, const __u8 
 		ks_mc_pack_run(&st->word, buf, pos, n, k);
 		break;
 	case KS_MC_ROLE_KEY:
-		for (i = 0; i < KS_MC_RUN && i < n; i++) {
-			__u8 c = KS_WIN_AT(buf, pos + i);
-
-			h = ks_fnv_byte(h, c);
-			if (k + i < KS_KEY_MAX)
-				st->key[(k + i) & (KS_KEY_MAX - 1)] = c;
-		}
-		st->hash = h;
+		ks_kh_words(&st->hash, &st->kh_word, st->key, buf, pos, n, k);
 		break;
 	case KS_MC_ROLE_OPAQUE:
 		st->hash = ks_mc_hash_run(h, buf, pos, n);
@@ -1422,7 +1421,7 @@ static __always_inline int ks_mc_rep_token_run(struct ks_mc_rep *rp, const __u8 
 
 	if (rp->line_len + n + 2 > KS_MC_MAX_LINE)
 		return 0;
-	if (rp->role == KS_MC_ROLE_KEY && k + n > KS_MC_MAX_KEY)
+	if (rp->role == KS_MC_ROLE_KEY && ((k & 7) || k + n > KS_MC_MAX_KEY))
 		return 0;
 	if (rp->role == KS_MC_ROLE_NUM && !ks_mc_num_run(&rp->num, buf, pos, n, k))
 		return 0;
@@ -1441,6 +1440,8 @@ static __always_inline int ks_mc_rep_token_run(struct ks_mc_rep *rp, const __u8 
 		ks_mc_pack_run(&rp->word, buf, pos, n, k);
 		break;
 	case KS_MC_ROLE_KEY:
+		ks_kh_words(&rp->hash, &rp->kh_word, NULL, buf, pos, n, k);
+		break;
 	case KS_MC_ROLE_OPAQUE:
 		rp->hash = ks_mc_hash_run(rp->hash, buf, pos, n);
 		break;

@@ -84,7 +84,8 @@ struct ks_resp_req {
 	__u32 key_len;	 /* full length of the current token */
 	__u32 cmd_bytes; /* bytes of the current command so far */
 	__u32 nkeys;	 /* keys seen in the current command */
-	__u64 hash;	 /* FNV-1a of the current name or key */
+	__u64 hash;	 /* FNV-1a of the current name, or the key hash (common.h) of a key */
+	__u64 kh_word;	 /* key bytes not yet mixed into hash (ks_kh_byte) */
 	__u64 cmd_hash;	 /* FNV-1a of the current command's name */
 	/* Key positions of the current command, set by the caller on KS_EV_CMD
 	 * (ks_req_set_spec). */
@@ -178,13 +179,16 @@ static __always_inline int ks_req_is_key(const struct ks_resp_req *st, __u32 arg
 static __always_inline void ks_req_begin_token(struct ks_resp_req *st)
 {
 	st->hash = KS_FNV_OFFSET;
+	st->kh_word = 0;
 	st->key_len = 0;
-	if (st->argi == 0)
+	if (st->argi == 0) {
 		st->role = KS_ROLE_NAME;
-	else if (ks_req_is_key(st, st->argi))
+	} else if (ks_req_is_key(st, st->argi)) {
 		st->role = KS_ROLE_KEY;
-	else
+		st->hash = KS_KH_SEED;
+	} else {
 		st->role = KS_ROLE_SKIP;
+	}
 }
 
 /* Consume one byte of a name or key token. */
@@ -196,7 +200,7 @@ static __always_inline void ks_req_token_byte(struct ks_resp_req *st, __u8 c)
 		st->hash = ks_fnv_byte(st->hash, ks_upper(c));
 	} else if (st->role == KS_ROLE_KEY) {
 		if (n < KS_KEY_HASH_MAX)
-			st->hash = ks_fnv_byte(st->hash, c);
+			st->hash = ks_kh_byte(st->hash, &st->kh_word, n, c);
 		if (n < KS_KEY_MAX)
 			st->key[n & (KS_KEY_MAX - 1)] = c;
 	}
@@ -211,7 +215,7 @@ static __always_inline int ks_req_end_token(struct ks_resp_req *st)
 		return KS_EV_CMD;
 	}
 	if (st->role == KS_ROLE_KEY) {
-		st->hash = ks_key_hash_finish(st->hash, st->key_len);
+		st->hash = ks_kh_finish(st->hash, st->kh_word, st->key_len);
 		st->nkeys++;
 		return KS_EV_KEY;
 	}
@@ -659,8 +663,8 @@ static __always_inline int ks_win_number(const __u8 *buf, __u32 pos, __u32 len, 
 }
 
 /* Hash (and keep) up to KS_TOKEN_RUN bytes of the current name or key.
- * Returns 0 where the byte path must do it (a key crossing the stored or
- * hashed length). One branch per byte keeps the verifier's work linear. */
+ * Returns 0 where the byte path must do it: a key resumed off a word's start
+ * (it was split in mid-word), or crossing the hashed length. */
 static __always_inline __u32 ks_req_token_run(struct ks_resp_req *st, const __u8 *buf, __u32 pos, __u32 len)
 {
 	__u32 n = ks_min_u32(ks_min_u32(st->bulk_left, len - pos), KS_TOKEN_RUN);
@@ -670,20 +674,12 @@ static __always_inline __u32 ks_req_token_run(struct ks_resp_req *st, const __u8
 	if (st->role == KS_ROLE_NAME) {
 		for (i = 0; i < KS_TOKEN_RUN && i < n; i++)
 			h = ks_fnv_byte(h, ks_upper(KS_WIN_AT(buf, pos + i)));
-	} else if (k + n <= KS_KEY_MAX) {
-		for (i = 0; i < KS_TOKEN_RUN && i < n; i++) {
-			__u8 c = KS_WIN_AT(buf, pos + i);
-
-			h = ks_fnv_byte(h, c);
-			st->key[(k + i) & (KS_KEY_MAX - 1)] = c;
-		}
-	} else if (k >= KS_KEY_MAX && k + n <= KS_KEY_HASH_MAX) {
-		for (i = 0; i < KS_TOKEN_RUN && i < n; i++)
-			h = ks_fnv_byte(h, KS_WIN_AT(buf, pos + i));
+		st->hash = h;
+	} else if ((k & 7) == 0 && k + n <= KS_KEY_HASH_MAX) {
+		ks_kh_words(&st->hash, &st->kh_word, st->key, buf, pos, n, k);
 	} else {
-		return 0;
+		return 0; /* off a word's start: the byte path takes it there */
 	}
-	st->hash = h;
 	st->key_len = k + n;
 	st->bulk_left -= n;
 	st->cmd_bytes += n;
@@ -730,19 +726,14 @@ static __always_inline __u32 ks_req_bulk_token(struct ks_resp_req *st, const __u
 		}
 		return 1 + used;
 	}
-	h = st->hash;
 	if (st->role == KS_ROLE_NAME) {
+		h = st->hash;
 		for (i = 0; i < KS_TOKEN_RUN && i < num; i++)
 			h = ks_fnv_byte(h, ks_upper(KS_WIN_AT(buf, p + i)));
+		st->hash = h;
 	} else if (st->role == KS_ROLE_KEY) {
-		for (i = 0; i < KS_TOKEN_RUN && i < num; i++) {
-			__u8 c = KS_WIN_AT(buf, p + i);
-
-			h = ks_fnv_byte(h, c);
-			st->key[i & (KS_KEY_MAX - 1)] = c;
-		}
+		ks_kh_words(&st->hash, &st->kh_word, st->key, buf, p, num, 0);
 	}
-	st->hash = h;
 	st->key_len = num;
 	st->bulk_left = 0;
 	st->cmd_bytes += num + 2;

@@ -137,7 +137,7 @@ private:
 
 ks_rule_key key_rule(std::string_view key, std::uint8_t match = KS_MATCH_KEY) {
     ks_rule_key k{};
-    k.hash = fnv1a(key);
+    k.hash = match == KS_MATCH_KEY ? keyscope::key_hash(key) : fnv1a(key);  // prefixes keep FNV-1a
     k.match = match;
     k.target = 0;
     return k;

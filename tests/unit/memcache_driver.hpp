@@ -12,12 +12,16 @@
 #include <string_view>
 #include <vector>
 
+#include "key_hash_ref.hpp"
+
 extern "C" {
 #include "keyscope_abi.h"
 #include "proto/memcache.h"
 }
 
 namespace keyscope::test::mc {
+
+using keyscope::test::key_hash;
 
 /// FNV-1a 64, written out independently of the header under test.
 constexpr std::uint64_t fnv(std::string_view s) {

@@ -15,6 +15,7 @@ extern "C" {
 #include "keyscope_abi.h"
 #include "proto/resp.h"
 }
+#include "key_hash_ref.hpp"
 #include "proto/redis_commands.hpp"
 
 namespace keyscope::test {
@@ -142,6 +143,7 @@ inline std::string resp_command(const std::vector<std::string>& args) {
     return out;
 }
 
+/// FNV-1a 64 of a command name or prefix, as the parsers hash those.
 inline std::uint64_t fnv(std::string_view s) {
     std::uint64_t h = KS_FNV_OFFSET;
     for (char c : s) h = ks_fnv_byte(h, static_cast<__u8>(c));

@@ -62,7 +62,7 @@ HotspotEvent hot_key(const std::string& key, Severity sev, HotKind kind = HotKin
     h.state = "active";
     h.entity = EntityKind::key;
     h.name = key;
-    h.hash = fnv1a(key);
+    h.hash = key_hash(key);
     h.kind = kind;
     h.severity = sev;
     h.what = "test";
@@ -85,7 +85,7 @@ TEST_CASE("enforcer: a throttle rule reaches the kernel with its GCRA numbers an
     CHECK(r.spec.burst == 100);  // rate x 0.2 s
     const ks_rule_key k = sink.rules.begin()->first;
     CHECK(k.match == KS_MATCH_KEY);
-    CHECK(k.hash == fnv1a("hot"));
+    CHECK(k.hash == key_hash("hot"));
     CHECK(k.target == 0);
     const ks_rule& b = only_rule(sink);
     CHECK(b.action == KS_ACT_THROTTLE);
@@ -214,7 +214,7 @@ TEST_CASE("enforcer: while a rule still holds requests back it neither relaxes n
     driver[12] = 10;
     driver[15] = 7;
     KeyClients clients;
-    clients[{0, fnv1a("hot")}] = {{driver, 900}};
+    clients[{0, key_hash("hot")}] = {{driver, 900}};
     e.tick(101, {hot_key("hot", Severity::low)}, {10000}, clients);
     REQUIRE(e.rules().size() == 1);
     CHECK(client_text(e.rules()[0].spec) == "10.0.0.7");
@@ -407,7 +407,7 @@ TEST_CASE("enforcer: a hot key driven by one client gets a rule for that client 
     CHECK(client_text(e.rules()[0].spec).empty());
     // then 10.0.0.7 turns out to send 80 %: the rule narrows to it
     KeyClients clients;
-    clients[{0, fnv1a("hot")}] = {{a, 800}, {b, 200}};
+    clients[{0, key_hash("hot")}] = {{a, 800}, {b, 200}};
     e.tick(101, {hot_key("hot", Severity::high)}, {10000}, clients);
     REQUIRE(e.rules().size() == 1);
     CHECK(client_text(e.rules()[0].spec) == "10.0.0.7");
@@ -415,8 +415,8 @@ TEST_CASE("enforcer: a hot key driven by one client gets a rule for that client 
     CHECK(std::memcmp(sink.rules.begin()->first.addr, a.data(), 16) == 0);
     CHECK(sink.kinds == KS_RK_KEY_CLIENT);
     // no client dominates another hot key: everyone's requests
-    clients[{0, fnv1a("warm")}] = {{a, 500}, {b, 500}};
-    clients[{0, fnv1a("warm")}][0].second = 499;
+    clients[{0, key_hash("warm")}] = {{a, 500}, {b, 500}};
+    clients[{0, key_hash("warm")}][0].second = 499;
     e.tick(102, {hot_key("hot", Severity::high), hot_key("warm", Severity::high)}, {10000}, clients);
     REQUIRE(e.rules().size() == 2);
     CHECK(client_text(e.rules()[1].spec).empty());

@@ -10,6 +10,7 @@
 
 using keyscope::test::mc::Command;
 using keyscope::test::mc::fnv;
+using keyscope::test::mc::key_hash;
 using keyscope::test::mc::match_replies;
 using keyscope::test::mc::Mode;
 using keyscope::test::mc::name_hash;
@@ -62,7 +63,7 @@ Command named(std::string_view name, int cmd, std::vector<std::string> keys, std
     for (const auto& k : keys) {
         c.keys.push_back(k.substr(0, KS_KEY_MAX));
         c.key_lens.push_back(static_cast<std::uint32_t>(k.size()));
-        c.key_hashes.push_back(fnv(k));
+        c.key_hashes.push_back(key_hash(k));
     }
     c.bytes = bytes;
     c.flags = flags;
@@ -72,7 +73,7 @@ Command named(std::string_view name, int cmd, std::vector<std::string> keys, std
 }
 
 Value value(std::string_view key, std::uint32_t len) {
-    return {true, fnv(key), static_cast<std::uint32_t>(key.size()), len};
+    return {true, key_hash(key), static_cast<std::uint32_t>(key.size()), len};
 }
 
 Reply reply(int kind, std::uint64_t bytes, std::uint16_t flags = 0, std::vector<Value> values = {}) {
@@ -195,7 +196,7 @@ std::vector<ReplyPiece> reply_pieces() {
     {
         std::string t = "VA 2 kmk t-1 O42\r\nhi\r\n";
         Reply r = reply(KS_MC_RK_VA, t.size(), KS_MC_RPF_KEY | KS_MC_RPF_OPAQUE, {value("mk", 2)});
-        r.key_hash = fnv("mk");
+        r.key_hash = key_hash("mk");
         r.opaque = fnv("42");
         p.push_back({t, r});
     }
@@ -266,7 +267,7 @@ TEST_CASE("memcache: a single get", "[memcache]") {
     CHECK(c.cls == KS_CMD_READ);
     CHECK(c.name_hash == fnv("GET"));
     CHECK(c.keys == std::vector<std::string>{"foo"});
-    CHECK(c.key_hashes == std::vector<std::uint64_t>{0xdcb27518fed9d577ULL});  // FNV-1a 64 of "foo"
+    CHECK(c.key_hashes == std::vector<std::uint64_t>{key_hash("foo")});
     CHECK(c.bytes == 9);
     CHECK(c.flags == 0);
     CHECK(d.invalid == 0);
@@ -536,9 +537,9 @@ TEST_CASE("memcache: keys up to 250 bytes, stored truncated and hashed whole", "
     REQUIRE(d.commands.size() == 2);
     CHECK(d.commands[0].keys[0] == k250.substr(0, KS_KEY_MAX));
     CHECK(d.commands[0].key_lens == std::vector<std::uint32_t>{250, 100});
-    CHECK(d.commands[0].key_hashes[0] == fnv(k250));
-    CHECK(d.commands[0].key_hashes[1] == fnv(k100));
-    CHECK(d.commands[1].key_hashes[0] == fnv(k100b));
+    CHECK(d.commands[0].key_hashes[0] == key_hash(k250));
+    CHECK(d.commands[0].key_hashes[1] == key_hash(k100));
+    CHECK(d.commands[1].key_hashes[0] == key_hash(k100b));
     CHECK(d.commands[1].key_hashes[0] != d.commands[0].key_hashes[1]);
 }
 
@@ -686,17 +687,17 @@ TEST_CASE("memcache: meta replies carry returned keys and opaques", "[memcache]"
     CHECK(d.invalid == 0);
     REQUIRE(d.replies.size() == 4);
     Reply va = reply(KS_MC_RK_VA, 28, KS_MC_RPF_KEY | KS_MC_RPF_OPAQUE, {value("foo", 5)});
-    va.key_hash = fnv("foo");
+    va.key_hash = key_hash("foo");
     va.opaque = fnv("ab");
     CHECK(d.replies[0] == va);
     Reply hd = reply(KS_MC_RK_HD, 9, KS_MC_RPF_KEY);
-    hd.key_hash = fnv("bar");
+    hd.key_hash = key_hash("bar");
     CHECK(d.replies[1] == hd);
     Reply va0 = reply(KS_MC_RK_VA, 12, KS_MC_RPF_OPAQUE, {Value{false, 0, 0, 0}});
     va0.opaque = fnv("zz");
     CHECK(d.replies[2] == va0);
     Reply nf = reply(KS_MC_RK_NF, 12, KS_MC_RPF_KEY | KS_MC_RPF_OPAQUE);
-    nf.key_hash = fnv("baz");
+    nf.key_hash = key_hash("baz");
     nf.opaque = fnv("1");
     CHECK(d.replies[3] == nf);
 }
@@ -723,7 +724,7 @@ TEST_CASE("memcache: a reply stream split at every offset and pair of offsets", 
             REQUIRE(d.replies.size() == 4);
             REQUIRE(d.replies[0].hits == 1);
             REQUIRE(d.replies[0].values[0] == value("a", 6));
-            REQUIRE(d.replies[1].key_hash == fnv("a"));
+            REQUIRE(d.replies[1].key_hash == key_hash("a"));
             REQUIRE(d.replies[3].kind == KS_MC_RK_NOT_FOUND);
         }
     }

@@ -2,9 +2,11 @@
 #include <catch2/catch.hpp>
 #include <random>
 
+#include "act/enforcer.hpp"
 #include "resp_driver.hpp"
 
 using keyscope::test::fnv;
+using keyscope::test::key_hash;
 using keyscope::test::ReplyDriver;
 using keyscope::test::RequestDriver;
 using keyscope::test::resp_command;
@@ -36,7 +38,7 @@ TEST_CASE("single GET yields one read of its key") {
     REQUIRE(d.commands.size() == 1);
     CHECK(d.commands[0].cls == KS_CMD_READ);
     CHECK(d.commands[0].keys == std::vector<std::string>{"foo"});
-    CHECK(d.commands[0].key_hashes[0] == fnv("foo"));
+    CHECK(d.commands[0].key_hashes[0] == key_hash("foo"));
     CHECK(d.commands[0].bytes == resp_command({"GET", "foo"}).size());
     CHECK(d.invalid == 0);
 }
@@ -169,6 +171,33 @@ TEST_CASE("a command name answered before is recognised in the same step as its 
     }
 }
 
+TEST_CASE("the key hash: parsers (word and byte paths), daemon and definition agree") {
+    std::mt19937 rng(7);
+    std::vector<std::size_t> lengths;
+    for (std::size_t n = 0; n <= 130; ++n) lengths.push_back(n);
+    for (std::size_t n : {4088, 4095, 4096, 4097, 4100, 5000}) lengths.push_back(n);
+    for (std::size_t n : lengths) {
+        std::string key(n, '\0');
+        for (auto& c : key) c = static_cast<char>(rng());
+        INFO("length " << n);
+        const std::uint64_t want = key_hash(key);  // the test's own implementation
+        CHECK(ks_key_hash(key.data(), static_cast<__u32>(n)) == want);
+        CHECK(keyscope::key_hash(key) == want);  // what rules are keyed by
+        RequestDriver whole;                     // word steps
+        whole.chunk(resp_command({"GET", key}));
+        REQUIRE(whole.commands.size() == 1);
+        CHECK(whole.commands[0].key_hashes[0] == want);
+        const std::string cmd = resp_command({"GET", key});
+        RequestDriver split;  // a chunk boundary in mid-word, then word steps again
+        split.chunk(std::string_view(cmd).substr(0, cmd.size() / 2));
+        split.chunk(std::string_view(cmd).substr(cmd.size() / 2));
+        REQUIRE(split.commands.size() == 1);
+        CHECK(split.commands[0].key_hashes[0] == want);
+    }
+    // a length is mixed in: a trailing NUL makes another key
+    CHECK(key_hash("a") != key_hash(std::string("a\0", 2)));
+}
+
 TEST_CASE("one byte per chunk") {
     RequestDriver d;
     for (char c : kPipeline) d.chunk(std::string_view(&c, 1));
@@ -202,7 +231,7 @@ TEST_CASE("binary-safe keys: spaces, CRLF and NUL inside a bulk key") {
     d.chunk(resp_command({"GET", key}));
     REQUIRE(d.commands.size() == 1);
     CHECK(d.commands[0].keys[0] == key);
-    CHECK(d.commands[0].key_hashes[0] == fnv(key));
+    CHECK(d.commands[0].key_hashes[0] == key_hash(key));
 }
 
 TEST_CASE("keys longer than the stored length are hashed whole and truncated") {
@@ -214,7 +243,7 @@ TEST_CASE("keys longer than the stored length are hashed whole and truncated") {
     REQUIRE(d.commands.size() == 2);
     CHECK(d.commands[0].keys[0] == long_a.substr(0, KS_KEY_MAX));
     CHECK(d.commands[0].key_lens[0] == 100);
-    CHECK(d.commands[0].key_hashes[0] == fnv(long_a));
+    CHECK(d.commands[0].key_hashes[0] == key_hash(long_a));
     CHECK(d.commands[0].key_hashes[0] != d.commands[1].key_hashes[0]);
 }
 

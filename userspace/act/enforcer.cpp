@@ -8,6 +8,10 @@
 #include <cstring>
 
 #include "proto/redis_commands.hpp"
+
+extern "C" {
+#include "proto/common.h"
+}
 #include "util/error.hpp"
 
 namespace keyscope {
@@ -59,9 +63,13 @@ bool valid_rate(double per_s) {
 }
 
 std::uint64_t fnv1a(std::string_view bytes) {
-    std::uint64_t h = 0xcbf29ce484222325ull;
-    for (unsigned char c : bytes) h = (h ^ c) * 0x100000001b3ull;
+    std::uint64_t h = KS_FNV_OFFSET;
+    for (unsigned char c : bytes) h = ks_fnv_byte(h, c);
     return h;
+}
+
+std::uint64_t key_hash(std::string_view key) {
+    return ks_key_hash(key.data(), static_cast<__u32>(key.size()));
 }
 
 void parse_client(const std::string& text, RuleSpec& spec, const std::string& flag) {
@@ -119,7 +127,7 @@ Enforcer::Enforcer(RuleSink& sink, ActConfig cfg, const std::vector<Target>& tar
         for (const auto& k : cfg_.allow_keys) {
             ks_rule_key ak{};
             ak.match = KS_MATCH_KEY;
-            ak.hash = fnv1a(k);
+            ak.hash = key_hash(k);
             ak.target = t;
             sink_.put_allow(ak);
         }
@@ -162,7 +170,7 @@ ks_rule_key Enforcer::bpf_key(const RuleSpec& s) const {
     switch (s.match) {
         case RuleMatch::key:
             k.match = KS_MATCH_KEY;
-            k.hash = s.key_hash ? s.key_hash : fnv1a(s.text);
+            k.hash = s.key_hash ? s.key_hash : key_hash(s.text);
             std::memcpy(k.addr, s.client.data(), 16);
             break;
         case RuleMatch::prefix:

@@ -97,8 +97,11 @@ struct MitigationEvent {
 /// A throttle rate keyscope accepts, per second.
 bool valid_rate(double per_s);
 
-/// FNV-1a 64, as the kernel hashes keys and prefixes.
+/// FNV-1a 64, as the kernel hashes key prefixes (for prefix rules).
 std::uint64_t fnv1a(std::string_view bytes);
+
+/// The key hash, as the kernel hashes whole keys (bpf/proto/common.h).
+std::uint64_t key_hash(std::string_view key);
 
 /// Parses "ADDR" or "ADDR:PORT" / "[V6]:PORT"; throws a one-line Error.
 void parse_client(const std::string& text, RuleSpec& spec, const std::string& flag = "--client");

@@ -79,7 +79,7 @@ MitigationSnapshot mitigation_snapshot(const Rule& r, const std::vector<Target>&
     m.match = match_name(r.spec.match);
     if (r.spec.match == RuleMatch::key)
         m.target = fmt.format(r.spec.text, r.spec.text.size() > KS_KEY_MAX,
-                              r.spec.key_hash ? r.spec.key_hash : fnv1a(r.spec.text));
+                              r.spec.key_hash ? r.spec.key_hash : key_hash(r.spec.text));
     else if (r.spec.match == RuleMatch::prefix)
         m.target = fmt.format_prefix(r.spec.text + "*");
     m.client = client_text(r.spec);

@@ -6,6 +6,10 @@
 
 #include "util/error.hpp"
 
+extern "C" {
+#include "proto/common.h"
+}
+
 namespace keyscope {
 
 Redaction parse_redaction(std::string_view text) {
@@ -75,9 +79,8 @@ std::string KeyFormatter::format(std::string_view bytes, bool truncated, std::ui
 
 std::string KeyFormatter::format_prefix(std::string_view prefix) const {
     if (mode_ != Redaction::hash) return escape_key(prefix);
-    std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a 64
-    for (unsigned char c : prefix) h = (h ^ c) * 0x100000001b3ULL;
-    return format(prefix, false, h);
+    // the hash keys are shown by, so a prefix and a key never look alike
+    return format(prefix, false, ks_key_hash(prefix.data(), static_cast<__u32>(prefix.size())));
 }
 
 }  // namespace keyscope

@@ -26,10 +26,11 @@ public:
         : mode_(mode), delimiter_(delimiter) {}
 
     /// The key as outputs show it: escaped, "..." appended when truncated;
-    /// or "#<hash>" (hash mode); or "<prefix><delim>*" (prefix mode).
+    /// or "#<hash>" (hash mode: the key hash, bpf/proto/common.h); or
+    /// "<prefix><delim>*" (prefix mode).
     std::string format(std::string_view bytes, bool truncated, std::uint64_t hash) const;
     /// A key prefix or glob ("user:*"): shown as is unless keys are hashed,
-    /// then as "#<FNV-1a of the prefix>".
+    /// then as "#<key hash of the prefix>".
     std::string format_prefix(std::string_view prefix) const;
     Redaction mode() const { return mode_; }
 
