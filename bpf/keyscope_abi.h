@@ -77,7 +77,7 @@ struct ks_target_val {
 
 /* A key and its target, as in ks_watch and the clients map. */
 struct ks_key_ref {
-	__u64 hash; /* FNV-1a 64 of the whole key (see KS_KEY_HASH_MAX) */
+	__u64 hash; /* the key hash of the whole key (proto/common.h, KS_KEY_HASH_MAX) */
 	__u32 target;
 	__u32 _pad;
 };
