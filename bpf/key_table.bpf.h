@@ -22,8 +22,8 @@ struct ks_key_name {
 
 /*
  * A key's tag in the table: its hash and target, mixed (the SplitMix64
- * finaliser) because FNV-1a leaves keys that differ only in their last byte
- * with the same high bits, which pick the bucket. Never 0 (free).
+ * finaliser) so that the high bits, which pick the bucket, depend on every
+ * bit of both. Never 0 (free).
  */
 static __always_inline __u64 ks_key_tag(__u64 hash, __u32 target)
 {
@@ -33,6 +33,13 @@ static __always_inline __u64 ks_key_tag(__u64 hash, __u32 target)
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
 	z ^= z >> 31;
 	return z ? z : 1;
+}
+
+/* The bucket of a tag in generation `gen`: the tag's high half picks it
+ * (multiply-shift: any number of buckets). */
+static __always_inline __u32 ks_key_bucket_of(__u64 tag, __u32 gen, __u32 buckets)
+{
+	return (gen & 1) * buckets + (__u32)(((tag >> 32) * buckets) >> 32);
 }
 
 /* Fill a slot just claimed (the daemon left it zeroed). */
@@ -59,8 +66,7 @@ static __always_inline __s64 ks_key_table_find(__u64 hash, __u64 target_len, __u
 
 	if (buckets == 0)
 		return -1;
-	/* the tag's high half picks the bucket (multiply-shift: any count) */
-	bi = (gen & 1) * buckets + (__u32)(((tag >> 32) * buckets) >> 32);
+	bi = ks_key_bucket_of(tag, gen, buckets);
 	bk = bpf_map_lookup_elem(&ks_key_tags, &bi);
 	if (!bk)
 		return -1;
@@ -116,7 +122,7 @@ static __always_inline __s64 ks_key_table_probe(__u64 hash, __u32 target, __u32 
 
 	if (buckets == 0)
 		return KS_KEY_SLOW;
-	bi = (gen & 1) * buckets + (__u32)(((tag >> 32) * buckets) >> 32);
+	bi = ks_key_bucket_of(tag, gen, buckets);
 	bk = bpf_map_lookup_elem(&ks_key_tags, &bi);
 	if (!bk)
 		return KS_KEY_SLOW;
