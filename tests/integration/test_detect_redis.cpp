@@ -158,7 +158,12 @@ TEST_CASE("a hot write key and a key whose commands fail give write and error ho
     const json* e = find_event(evs, "start", "key", "list:1", "error");
     REQUIRE(e);
     INFO("error: " << e->dump());
-    CHECK((*e)["value"] == 100.0);  // every GET on the list failed
+    // every GET on the list failed; an interval's rate is errors over operations counted in it, and
+    // a request just before the interval ends has its error reply counted in the next one, so the
+    // interval the hotspot starts in may show one error fewer (48 in 49: 98 %) or one more
+    const double rate = (*e)["value"].get<double>();
+    CHECK(rate >= 95.0);
+    CHECK(rate <= 105.0);
     CHECK((*e)["unit"] == "error %");
     // the summary lists what was still active at exit
     const json& summary = rest.back();
