@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The per-key table's one lookup (see keyscope_abi.h), included by
+ * The per-key table's lookups (see keyscope_abi.h), included by
  * count.bpf.h. The syscall path calls it through the BPF global function
  * ks_key_table_slot() (key_table.bpf.c), so the verifier checks its probing
  * loop once instead of at every call site, which exceeded its budget there.
@@ -35,11 +35,15 @@ static __always_inline __u64 ks_key_tag(__u64 hash, __u32 target)
 	return z ? z : 1;
 }
 
-/* The bucket of a tag in generation `gen`: the tag's high half picks it
- * (multiply-shift: any number of buckets). */
-static __always_inline __u32 ks_key_bucket_of(__u64 tag, __u32 gen, __u32 buckets)
+/* The bucket of a tag in generation `gen`, and its index in *bi: the tag's
+ * high half picks it (multiply-shift: any number of buckets). NULL only for
+ * what cannot happen (no table, an index past it). */
+static __always_inline struct ks_key_bucket *ks_key_bucket_of(__u64 tag, __u32 gen, __u32 buckets, __u32 *bi)
 {
-	return (gen & 1) * buckets + (__u32)(((tag >> 32) * buckets) >> 32);
+	if (buckets == 0)
+		return NULL;
+	*bi = (gen & 1) * buckets + (__u32)(((tag >> 32) * buckets) >> 32);
+	return bpf_map_lookup_elem(&ks_key_tags, bi);
 }
 
 /* Fill a slot just claimed (the daemon left it zeroed). */
@@ -64,10 +68,7 @@ static __always_inline __s64 ks_key_table_find(__u64 hash, __u64 target_len, __u
 	struct ks_key_stats *s;
 	__u32 bi, slot, i;
 
-	if (buckets == 0)
-		return -1;
-	bi = ks_key_bucket_of(tag, gen, buckets);
-	bk = bpf_map_lookup_elem(&ks_key_tags, &bi);
+	bk = ks_key_bucket_of(tag, gen, buckets, &bi);
 	if (!bk)
 		return -1;
 		/* not unrolled: eight copies of the claim path cost 464 bytes of stack */
@@ -120,10 +121,7 @@ static __always_inline __s64 ks_key_table_probe(__u64 hash, __u32 target, __u32 
 	struct ks_key_stats *s;
 	__u32 bi, slot, i;
 
-	if (buckets == 0)
-		return KS_KEY_SLOW;
-	bi = ks_key_bucket_of(tag, gen, buckets);
-	bk = bpf_map_lookup_elem(&ks_key_tags, &bi);
+	bk = ks_key_bucket_of(tag, gen, buckets, &bi);
 	if (!bk)
 		return KS_KEY_SLOW;
 	for (i = 0; i < KS_KEY_WAYS; i++) {
