@@ -68,23 +68,24 @@ static __always_inline struct ks_counters *ks_counters_get(__u32 gen, __u32 targ
 __s64 ks_key_table_slot(__u64 hash, __u64 target_len, __u64 gen_buckets, const struct ks_key_name *name,
 			__u64 *map_full);
 
-static __always_inline __s64 ks_key_slot(struct ks_walk *w, __u64 hash, int with_name)
+/*
+ * Look up and count the key operations recorded in `ops`, then empty it
+ * (key_table.bpf.c). gen_buckets as for ks_key_table_slot(); epoch_watching =
+ * ks_config.epoch << 32 | whether keys are watched.
+ */
+int ks_key_ops_flush(struct ks_key_ops *ops, struct ks_flow *f, struct ks_counters *cnt, __u64 gen_buckets,
+		     __u64 epoch_watching);
+
+/*
+ * The slot of a key seen in a reply (which does not carry its name), claimed
+ * if needed; -1 when its bucket is full. Requests' keys are looked up by
+ * ks_key_ops_flush(), with their names.
+ */
+static __always_inline __s64 ks_key_slot(struct ks_walk *w, __u64 hash)
 {
 	struct ks_flow *f = w->flow;
-	const struct ks_key_name *name = NULL;
-	__u32 key_len = 0;
-
-	if (with_name) {
-		if (f->proto == KS_PROTO_MEMCACHED) {
-			name = (const struct ks_key_name *)f->mreq.key;
-			key_len = f->mreq.key_len;
-		} else {
-			name = (const struct ks_key_name *)f->req.key;
-			key_len = f->req.key_len;
-		}
-	}
 #ifdef KS_KEY_TABLE_INLINE
-	__s64 slot = ks_key_table_probe(hash, f->target, w->gen, w->key_buckets, with_name);
+	__s64 slot = ks_key_table_probe(hash, f->target, w->gen, w->key_buckets, 0);
 
 	if (slot == -1)
 		w->cnt->key_map_full = 1;
@@ -92,7 +93,7 @@ static __always_inline __s64 ks_key_slot(struct ks_walk *w, __u64 hash, int with
 		return slot;
 #endif
 	/* packed: BPF calls take five arguments at most */
-	return ks_key_table_slot(hash, (__u64)f->target << 32 | key_len, (__u64)w->gen << 32 | w->key_buckets, name,
+	return ks_key_table_slot(hash, (__u64)f->target << 32, (__u64)w->gen << 32 | w->key_buckets, NULL,
 				 &w->cnt->key_map_full);
 }
 
@@ -124,19 +125,19 @@ static __always_inline void ks_on_cmd(struct ks_walk *w)
  * pays one predictable branch, and a key nobody watches one bit test. A pair
  * already counted needs one lookup; the watch list is asked only for a new
  * pair (a pair left from a key watched no more is ignored by the daemon). */
-static __always_inline void ks_count_client(struct ks_walk *w, __u64 hash)
+static __always_inline void ks_count_client(struct ks_flow *f, __u64 hash)
 {
-	__u32 bit = ks_watch_bit(hash, w->flow->target), zero = 0;
+	__u32 bit = ks_watch_bit(hash, f->target), zero = 0;
 	struct ks_watch_bits *bits = bpf_map_lookup_elem(&ks_watch_bits, &zero);
 	__u64 one = 1, *n;
 
 	if (!bits || !(bits->w[(bit / 64) & (KS_WATCH_BITS / 64 - 1)] & (1ULL << (bit & 63))))
 		return;
 	/* the map keys are built only for a key that passed the filter */
-	struct ks_key_ref ref = {.hash = hash, .target = w->flow->target};
-	struct ks_client_key ck = {.hash = hash, .target = w->flow->target};
+	struct ks_key_ref ref = {.hash = hash, .target = f->target};
+	struct ks_client_key ck = {.hash = hash, .target = f->target};
 
-	__builtin_memcpy(ck.addr, w->flow->caddr, 16);
+	__builtin_memcpy(ck.addr, f->caddr, 16);
 	n = bpf_map_lookup_elem(&ks_key_clients, &ck);
 	if (n) {
 		__sync_fetch_and_add(n, 1);
@@ -146,31 +147,55 @@ static __always_inline void ks_count_client(struct ks_walk *w, __u64 hash)
 		bpf_map_update_elem(&ks_key_clients, &ck, &one, BPF_NOEXIST);
 }
 
-/* One key argument of a request (either protocol). */
+/* Look up and count the window's key operations recorded so far. */
+static __always_inline void ks_flush_key_ops(struct ks_walk *w)
+{
+	if (w->scr->ops.n)
+		ks_key_ops_flush(&w->scr->ops, w->flow, w->cnt, (__u64)w->gen << 32 | w->key_buckets,
+				 (__u64)w->epoch << 32 | w->watching);
+}
+
+/* Room for a step's ops: else the window's parse stops, and goes on after a flush. */
+static __always_inline int ks_key_ops_room(struct ks_walk *w)
+{
+	return w->scr->ops.n <= KS_KEY_OPS - KS_KEY_OPS_PER_STEP;
+}
+
+/* One key argument of a request (either protocol): recorded with its name,
+ * looked up and counted by the flush. */
 static __always_inline void ks_count_key(struct ks_walk *w, __u64 hash, __u32 nkeys, __u8 cls)
 {
 	struct ks_flow *f = w->flow;
-	struct ks_key_stats *s;
-	__s64 slot;
+	struct ks_key_ops *ops = &w->scr->ops;
+	__u32 i = ops->n;
+	struct ks_key_op *op;
 
 	w->cnt->key_ops++;
-	slot = ks_key_slot(w, hash, 1);
-	if (nkeys == 1) {
-		f->first_key_hash = hash;
-		f->first_key_slot = (__u32)slot;
-		f->first_key_epoch = w->epoch;
-	}
-	s = ks_key_at(slot);
-	if (!s) {
-		w->cnt->unattributed++;
+	if (i >= KS_KEY_OPS) {
+		w->cnt->unattributed++; /* cannot happen: ks_key_ops_room() */
 		return;
 	}
-	if (cls == KS_CMD_WRITE)
-		__sync_fetch_and_add(&s->writes, 1);
-	else
-		__sync_fetch_and_add(&s->reads, 1);
-	if (w->watching)
-		ks_count_client(w, hash);
+	op = &ops->op[i];
+	op->hash = hash;
+	op->kind = cls == KS_CMD_WRITE ? KS_OP_WRITE : KS_OP_READ;
+	op->bytes = 0;
+	op->pend = 0;
+	op->first = nkeys == 1;
+	if (f->proto == KS_PROTO_MEMCACHED) {
+		op->key_len = f->mreq.key_len;
+		__builtin_memcpy(op->name.bytes, f->mreq.key, KS_KEY_MAX);
+	} else {
+		op->key_len = f->req.key_len;
+		__builtin_memcpy(op->name.bytes, f->req.key, KS_KEY_MAX);
+	}
+	ops->n = i + 1;
+	if (nkeys == 1) {
+		/* the slot is the flush's to fill in */
+		f->first_key_hash = hash;
+		f->first_key_slot = (__u32)-1;
+		f->first_key_epoch = w->epoch;
+		ops->first = i;
+	}
 }
 
 /*
@@ -178,11 +203,16 @@ static __always_inline void ks_count_key(struct ks_walk *w, __u64 hash, __u32 nk
  * reply), if the table has not flipped since; else found again (without a
  * name: a reply does not carry it) in the half being filled now.
  */
-static __always_inline struct ks_key_stats *ks_key_again(struct ks_walk *w, __u64 hash, __u32 slot, __u32 epoch)
+static __always_inline __s64 ks_key_slot_again(struct ks_walk *w, __u64 hash, __u32 slot, __u32 epoch)
 {
 	if (epoch == w->epoch)
-		return ks_key_at((__s32)slot);
-	return ks_key_at(ks_key_slot(w, hash, 0));
+		return (__s32)slot;
+	return ks_key_slot(w, hash);
+}
+
+static __always_inline struct ks_key_stats *ks_key_again(struct ks_walk *w, __u64 hash, __u32 slot, __u32 epoch)
+{
+	return ks_key_at(ks_key_slot_again(w, hash, slot, epoch));
 }
 
 static __always_inline void ks_on_key(struct ks_walk *w)
@@ -198,8 +228,9 @@ static __always_inline void ks_count_end(struct ks_walk *w, __u32 cmd_bytes, __u
 {
 	struct ks_flow *f = w->flow;
 	struct ks_pending *p = &f->pending[f->req_seq & (KS_PENDING - 1)];
-
-	struct ks_key_stats *s;
+	struct ks_key_ops *ops = &w->scr->ops;
+	__u32 first = ops->first, i;
+	__s64 slot;
 
 	w->cnt->requests++;
 	w->cnt->bytes_in += cmd_bytes;
@@ -207,11 +238,24 @@ static __always_inline void ks_count_end(struct ks_walk *w, __u32 cmd_bytes, __u
 		w->cnt->keyless++;
 		if (cls == KS_CMD_UNKNOWN)
 			w->cnt->unknown_cmds++;
+	} else if (first < ops->n && first < KS_KEY_OPS) {
+		/* the command's bytes go to its first key, still to be looked up:
+		 * the flush fills in the pending request's slot too */
+		ops->op[first].bytes += cmd_bytes;
+		if (expect_reply)
+			ops->op[first].pend = 1 + (f->req_seq & (KS_PENDING - 1));
 	} else {
-		/* the command's bytes go to its first key */
-		s = ks_key_again(w, f->first_key_hash, f->first_key_slot, f->first_key_epoch);
-		if (s)
-			__sync_fetch_and_add(&s->bytes_in, cmd_bytes);
+		/* its first key was looked up by an earlier flush */
+		slot = ks_key_slot_again(w, f->first_key_hash, f->first_key_slot, f->first_key_epoch);
+		i = ops->n;
+		if (slot >= 0 && i < KS_KEY_OPS) {
+			ops->op[i].slot = (__s32)slot;
+			ops->op[i].kind = KS_OP_BYTES;
+			ops->op[i].bytes = cmd_bytes;
+			ops->op[i].first = 0;
+			ops->op[i].pend = 0;
+			ops->n = i + 1;
+		}
 	}
 	if (!expect_reply)
 		return;
@@ -292,6 +336,34 @@ static __always_inline void ks_count_reply(struct ks_walk *w, __u64 bytes, __u64
 		__sync_fetch_and_add(&s->lat[bucket], 1);
 }
 
+/* Replies counted per segment at most before their key lines are loaded. */
+#define KS_TOUCH_AHEAD 16
+
+/*
+ * Load the reply-side line of the keys of the next requests in flight before
+ * parsing their replies. The lines are cold under a load over many keys, and
+ * counting a reply waits for its line: loaded one after another the misses
+ * add up, loaded here together they overlap.
+ */
+static __always_inline void ks_touch_reply_lines(struct ks_walk *w)
+{
+	struct ks_flow *f = w->flow;
+	__u32 seq = f->rep_seq, end = f->req_seq, i;
+	struct ks_pending *p;
+	struct ks_key_stats *s;
+
+	for (i = 0; i < KS_TOUCH_AHEAD; i++) {
+		if (seq + i == end)
+			break;
+		p = &f->pending[(seq + i) & (KS_PENDING - 1)];
+		if (!p->nkeys || p->key_epoch != w->epoch)
+			continue;
+		s = ks_key_at((__s32)p->key_slot);
+		if (s)
+			(void)*(volatile __u64 *)&s->bytes_out;
+	}
+}
+
 static __always_inline void ks_on_reply(struct ks_walk *w)
 {
 	struct ks_resp_rep *rp = &w->flow->rep;
@@ -323,7 +395,7 @@ static __always_inline void ks_mc_on_value(struct ks_walk *w)
 
 	if (rp->kind != KS_MC_RK_VALUE || !(rp->flags & KS_MC_RPF_KEY))
 		return;
-	s = ks_key_at(ks_key_slot(w, rp->key_hash, 0));
+	s = ks_key_at(ks_key_slot(w, rp->key_hash));
 	if (!s)
 		return;
 	__sync_fetch_and_add(&s->hits, 1);
@@ -338,7 +410,7 @@ static __always_inline long ks_mc_req_cb(void *ctx)
 	__u32 pos = w->pos;
 	int ev = 0;
 
-	if (pos >= w->len)
+	if (pos >= w->len || !ks_key_ops_room(w))
 		return 1;
 	w->pos = pos + ks_mc_req_step(rq, &w->scr->win, pos, w->len, &ev);
 	if (!ev)
@@ -391,7 +463,7 @@ static __always_inline long ks_req_cb(void *ctx)
 	__u32 pos = w->pos;
 	int ev = 0;
 
-	if (pos >= w->len)
+	if (pos >= w->len || !ks_key_ops_room(w))
 		return 1;
 	w->pos = pos + ks_req_step(&w->flow->req, &w->scr->win, pos, w->len, &ev);
 	if (!ev)

@@ -1,39 +1,37 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * The per-key table's lookups (see keyscope_abi.h), included by
- * count.bpf.h. The syscall path calls it through the BPF global function
- * ks_key_table_slot() (key_table.bpf.c), so the verifier checks its probing
- * loop once instead of at every call site, which exceeded its budget there.
- * The socket path first tries ks_key_table_probe() inline (KS_KEY_TABLE_INLINE):
- * it settles every lookup but a claim, and saves a call whose return costs
- * about as much as the rest of a lookup under the kernel's SRSO return thunk.
+ * count.bpf.h. A request's keys are looked up a window at a time by the
+ * global function ks_key_ops_flush() (key_table.bpf.c), which probes buckets
+ * inline (ks_key_bucket_probe) and calls the global ks_key_table_slot() only
+ * to claim or name a slot: the verifier checks each once instead of at every
+ * call site, which exceeded its budget. A reply's key is looked up where it
+ * is counted; the socket path first tries ks_key_table_probe() inline there
+ * (KS_KEY_TABLE_INLINE), saving a call whose return costs about as much as
+ * the rest of a lookup under the kernel's SRSO return thunk.
  */
 #ifndef KS_KEY_TABLE_BPF_H
 #define KS_KEY_TABLE_BPF_H
 
 #include "maps.bpf.h"
 
-/* A key's name as the parsers keep it: sized, so the verifier knows what
- * may be read; aligned, so it is copied in words, not bytes spilled to the
- * stack. */
-struct ks_key_name {
-	__u8 bytes[KS_KEY_MAX];
-} __attribute__((aligned(8)));
-
 /*
- * A key's tag in the table: its hash and target, mixed (the SplitMix64
- * finaliser) so that the high bits, which pick the bucket, depend on every
- * bit of both. Never 0 (free).
+ * A key's tag in the table: its hash and target. The key hash is mixed
+ * already (proto/common.h: each word goes through a multiply whose high half
+ * is folded down), so its high bits, which pick the bucket, depend on every
+ * byte; the target moves them too. Never 0 (free); bit 0 is KS_TAG_NONAME's.
  */
 static __always_inline __u64 ks_key_tag(__u64 hash, __u32 target)
 {
-	__u64 z = hash ^ ((__u64)(target + 1) * 0x9e3779b97f4a7c15ULL);
+	__u64 z = (hash ^ ((__u64)(target + 1) * 0x9e3779b97f4a7c15ULL)) & ~1ULL;
 
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	z ^= z >> 31;
-	return z ? z : 1;
+	return z ? z : 2;
 }
+
+/* In a stored tag: a reply claimed the slot, and no request has named it
+ * yet. Kept in the tag (as well as in the entry's flags, for the daemon) so
+ * that a lookup need not read the entry to know. */
+#define KS_TAG_NONAME 1ULL
 
 /* The bucket of a tag in generation `gen`, and its index in *bi: the tag's
  * high half picks it (multiply-shift: any number of buckets). NULL only for
@@ -76,7 +74,7 @@ static __always_inline __s64 ks_key_table_find(__u64 hash, __u64 target_len, __u
 	for (i = 0; i < KS_KEY_WAYS; i++) {
 		t = READ_ONCE(bk->tag[i]);
 		if (t == 0) {
-			t = __sync_val_compare_and_swap(&bk->tag[i], 0, tag);
+			t = __sync_val_compare_and_swap(&bk->tag[i], 0, name ? tag : tag | KS_TAG_NONAME);
 			if (t == 0) {
 				slot = bi * KS_KEY_WAYS + i;
 				s = bpf_map_lookup_elem(&ks_keys, &slot);
@@ -88,13 +86,14 @@ static __always_inline __s64 ks_key_table_find(__u64 hash, __u64 target_len, __u
 				return slot;
 			}
 		}
-		if (t == tag) {
+		if ((t & ~KS_TAG_NONAME) == tag) {
 			slot = bi * KS_KEY_WAYS + i;
-			if (name) {
-				s = bpf_map_lookup_elem(&ks_keys, &slot);
+			if (name && (t & KS_TAG_NONAME)) {
 				/* first seen through a reply: the request now names it */
-				if (s && (READ_ONCE(s->flags) & KS_KEYF_NONAME))
+				s = bpf_map_lookup_elem(&ks_keys, &slot);
+				if (s)
 					ks_key_name(s, name, key_len);
+				__sync_val_compare_and_swap(&bk->tag[i], t, tag);
 			}
 			return slot;
 		}
@@ -109,36 +108,41 @@ static __always_inline __s64 ks_key_table_find(__u64 hash, __u64 target_len, __u
 #define KS_KEY_SLOW (-2)
 
 /*
- * The common lookups without a call: the key's slot when its tag is there, -1
- * when its bucket is full without it, KS_KEY_SLOW when it must be claimed, or
- * named (`named`: the caller has the name, and a reply created the slot), and
- * for what cannot happen (the global function answers those the same way).
+ * The common lookups without a call, in the bucket `bk` (index `bi`) of
+ * `tag`: the key's slot when its tag is there, -1 when the bucket is full
+ * without it, KS_KEY_SLOW when it must be claimed, or named (`named`: the
+ * caller has the name, and a reply created the slot).
  */
-static __always_inline __s64 ks_key_table_probe(__u64 hash, __u32 target, __u32 gen, __u32 buckets, int named)
+static __always_inline __s64 ks_key_bucket_probe(struct ks_key_bucket *bk, __u32 bi, __u64 tag, int named)
 {
-	__u64 tag = ks_key_tag(hash, target), t;
-	struct ks_key_bucket *bk;
-	struct ks_key_stats *s;
-	__u32 bi, slot, i;
+	__u64 t;
+	__u32 i;
 
-	bk = ks_key_bucket_of(tag, gen, buckets, &bi);
-	if (!bk)
-		return KS_KEY_SLOW;
 	for (i = 0; i < KS_KEY_WAYS; i++) {
 		t = READ_ONCE(bk->tag[i]);
-		if (t == tag) {
-			slot = bi * KS_KEY_WAYS + i;
-			if (named) {
-				s = bpf_map_lookup_elem(&ks_keys, &slot);
-				if (s && (READ_ONCE(s->flags) & KS_KEYF_NONAME))
-					return KS_KEY_SLOW;
-			}
-			return slot;
+		if ((t & ~KS_TAG_NONAME) == tag) {
+			if (named && (t & KS_TAG_NONAME))
+				return KS_KEY_SLOW;
+			return bi * KS_KEY_WAYS + i;
 		}
 		if (t == 0)
 			return KS_KEY_SLOW; /* ways fill in order: the key is not further on */
 	}
 	return -1;
+}
+
+/* The same from the key's hash; KS_KEY_SLOW also for what cannot happen
+ * (the global function answers those the same way). */
+static __always_inline __s64 ks_key_table_probe(__u64 hash, __u32 target, __u32 gen, __u32 buckets, int named)
+{
+	__u64 tag = ks_key_tag(hash, target);
+	struct ks_key_bucket *bk;
+	__u32 bi;
+
+	bk = ks_key_bucket_of(tag, gen, buckets, &bi);
+	if (!bk)
+		return KS_KEY_SLOW;
+	return ks_key_bucket_probe(bk, bi, tag, named);
 }
 
 #endif

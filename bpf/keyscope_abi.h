@@ -21,8 +21,10 @@
 /* Bytes copied from a packet or a user buffer per parse window. */
 #define KS_SCRATCH 1024
 #define KS_SCRATCH_MASK (KS_SCRATCH - 1)
-/* Windows walked per packet or syscall at most (KS_SCRATCH each: 256 KiB). */
-#define KS_MAX_WINDOWS 256
+/* Windows walked per packet or syscall at most: KS_SCRATCH bytes each (1 MiB),
+ * fewer when a window's parse stops to count its key operations (at least
+ * 17 keys of 7 bytes or more: 119 KiB). */
+#define KS_MAX_WINDOWS 1024
 
 /*
  * Latency histogram: log-linear, 4 sub-buckets per power of two, in ns.

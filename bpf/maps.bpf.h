@@ -114,9 +114,55 @@ struct ks_judge_args {
 	__u32 charges[KS_MAX_REFUNDS];		    /* ... and how many requests each */
 };
 
-/* Per-CPU scratch space: a window of payload, and what judging needs. */
+/* A key's name as the parsers keep it: sized, so the verifier knows what
+ * may be read; aligned, so it is copied in words, not bytes spilled to the
+ * stack. */
+struct ks_key_name {
+	__u8 bytes[KS_KEY_MAX];
+} __attribute__((aligned(8)));
+
+/*
+ * The key operations of one window, looked up and counted once the window
+ * is parsed (ks_key_ops_flush): under a load over many keys each key's bucket
+ * and entry are cold, and a lookup at each request waits for its lines alone;
+ * done for the window in short loops, the misses overlap.
+ */
+#define KS_KEY_OPS 18
+/* Ops one parser step can record: a key, and its command's bytes. A window's
+ * parse stops for a flush when fewer are free (ks_req_cb). */
+#define KS_KEY_OPS_PER_STEP 2
+
+enum ks_key_op_kind {
+	KS_OP_BYTES = 0, /* bytes_in only, on a slot found before (`slot`) */
+	KS_OP_READ = 1,
+	KS_OP_WRITE = 2,
+};
+
+struct ks_key_op {
+	__u64 hash;
+	__u64 tag;    /* the flush's: ks_key_tag() */
+	__s32 slot;   /* in ks_keys, -1 if none; the flush finds it for reads and writes */
+	__u32 bucket; /* the flush's: index in ks_key_tags */
+	__u32 key_len;
+	__u32 bytes; /* added to bytes_in */
+	__u8 kind;   /* enum ks_key_op_kind */
+	__u8 first;  /* a command's first key: its slot becomes the flow's first_key_slot */
+	__u8 pend;   /* 1 + the pending request whose key_slot is this slot, or 0 */
+	__u8 _pad[5];
+	struct ks_key_name name;
+};
+
+struct ks_key_ops {
+	__u32 n;
+	__u32 first; /* op of the current command's first key, KS_KEY_OPS if none here */
+	struct ks_key_op op[KS_KEY_OPS];
+};
+
+/* Per-CPU scratch space: a window of payload, the window's key counts, and
+ * what judging needs. */
 struct ks_scratch {
 	struct ks_window win;
+	struct ks_key_ops ops;
 	struct ks_flow_key fk;	  /* socket path: this segment's connection ... */
 	struct ks_target_key tk;  /* ... and its server */
 	struct ks_resp_req judge; /* enforcement: a throw-away copy of the request parser */

@@ -269,6 +269,8 @@ static __always_inline int ks_tc(struct __sk_buff *skb, int dir)
 	ck.src = skb;
 	ck.end = payload_off + payload_len;
 	ck.dir = dir;
+	if (dir == KS_DIR_REP)
+		ks_touch_reply_lines(&ck.w);
 	ks_walk_chunk(&ck, 1);
 out:
 	if ((f->flags & (KS_FLOWF_FIN_REQ | KS_FLOWF_FIN_REP)) == (KS_FLOWF_FIN_REQ | KS_FLOWF_FIN_REP))

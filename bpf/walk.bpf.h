@@ -41,6 +41,7 @@ static long ks_chunk_window_cb(__u64 i, void *ctx)
 	if (ks_copy_window(ck, n))
 		return 1;
 	ck->off += ks_parse_window(&ck->w, ck->dir, n);
+	ks_flush_key_ops(&ck->w);
 	return 0;
 }
 

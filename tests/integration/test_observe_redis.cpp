@@ -41,6 +41,13 @@ std::string repeat(const std::vector<std::string>& cmd, int n) {
     return out;
 }
 
+// MGET of 40 keys that do not exist: g:0 ... g:39
+std::vector<std::string> wide_mget() {
+    std::vector<std::string> cmd{"MGET"};
+    for (int k = 0; k < 40; ++k) cmd.push_back("g:" + std::to_string(k));
+    return cmd;
+}
+
 void drive(int port, Workload& w) {
     RespClient a(port);
     // 100 GETs of one key, pipelined 16 deep
@@ -81,6 +88,11 @@ void drive(int port, Workload& w) {
     w.read("e:1", 3, 2);
     w.read("e:2", 3, 1);
     w.requests += 11;
+    // more keys in one segment than the kernel looks up at once: the parse
+    // stops for them to be counted, and goes on
+    a.roundtrip(repeat(wide_mget(), 2), 2);
+    for (int k = 0; k < 40; ++k) w.read("g:" + std::to_string(k), k < 10 ? 3 : 4, 2);
+    w.requests += 2;
 
     // keys near and above the stored length
     for (std::size_t len : {63, 64, 65, 200}) {
@@ -188,6 +200,11 @@ void check_run(const std::string& probe) {
             CHECK(k["bytes_out"] == 100 * std::string("$-1\r\n").size());
             CHECK(k["p50_us"].get<double>() > 0);
         }
+        if (k["key"] == "g:0") {  // a command's bytes and reply go to its first key
+            CHECK(k["bytes_in"] == 2 * resp_command(wide_mget()).size());
+            CHECK(k["bytes_out"] == 2 * (std::string("*40\r\n").size() + 40 * std::string("$-1\r\n").size()));
+        }
+        if (k["key"] == "g:1") CHECK(k["bytes_in"] == 0);
         if (k["key"] == "big:1") CHECK(k["max_value_bytes"] == w.big_value);
         if (k["key"] == "warm:1") CHECK(k["max_value_bytes"] == 1);
     }
