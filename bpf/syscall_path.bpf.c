@@ -236,6 +236,8 @@ int BPF_PROG(ks_sys_exit, struct pt_regs *regs, long ret)
 		sw.iovcnt = mh.msg_iovlen;
 	}
 	sw.left = ret;
+	if (dir == KS_DIR_REP)
+		ks_touch_reply_lines(&sw.ck.w);
 	/* one walk call site: each one is verified on its own, and one per
 	 * iovec exceeded the verifier's budget once memcached was added */
 	bpf_loop(KS_IOV_MAX, ks_sys_iov_cb, &sw, 0);
