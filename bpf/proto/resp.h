@@ -742,6 +742,26 @@ static __always_inline __u32 ks_req_bulk_token(struct ks_resp_req *st, const __u
 	return 1 + used + num + 2;
 }
 
+/*
+ * "$<len>\r\n<value>\r\n" of an argument that is not a key, entirely in the
+ * window, skipped without touching the key just reported (hash, key_len,
+ * key). Returns the bytes consumed, 0 if a later step must do it.
+ */
+static __always_inline __u32 ks_req_skip_value(struct ks_resp_req *st, const __u8 *buf, __u32 pos, __u32 len, int *ev)
+{
+	__u32 num = 0, used = 0, p;
+
+	if (st->state != KS_RQ_BULK_HDR || ks_req_is_key(st, st->argi) || pos >= len || KS_WIN_AT(buf, pos) != '$' ||
+	    !ks_win_number(buf, pos + 1, len, KS_RESP_MAX_BULK, &num, &used))
+		return 0;
+	p = pos + 1 + used;
+	if (p + num + 2 > len || KS_WIN_AT(buf, p + num) != '\r' || KS_WIN_AT(buf, p + num + 1) != '\n')
+		return 0;
+	st->cmd_bytes += 1 + used + num + 2;
+	*ev |= ks_req_next_arg(st);
+	return 1 + used + num + 2;
+}
+
 /* One step over the window win->buf[0..len), at pos < len; same contract
  * as ks_req_feed(). */
 KS_STEP_FN __u32 ks_req_step(struct ks_resp_req *st, const struct ks_window *win, __u32 pos, __u32 len, int *ev)
@@ -779,6 +799,10 @@ KS_STEP_FN __u32 ks_req_step(struct ks_resp_req *st, const struct ks_window *win
 			st->num = n;
 			n = *(volatile __u32 *)&st->num;
 			n += ks_req_bulk_token(st, buf, pos + n, len, ev);
+			/* and a value after it (SET's): one step per command */
+			st->num = n;
+			n = *(volatile __u32 *)&st->num;
+			n += ks_req_skip_value(st, buf, pos + n, len, ev);
 		}
 		return n;
 	case KS_RQ_BULK_HDR:

@@ -54,6 +54,7 @@ public:
                 idle = used ? 0 : idle + 1;
                 if (idle > 2) throw std::runtime_error("parser made no progress");
                 if ((ev & KS_EV_CMD) && (ev & KS_EV_KEY)) fused++;
+                if ((ev & KS_EV_CMD) && (ev & KS_EV_KEY) && (ev & KS_EV_END)) whole_commands++;
                 handle(ev);
             }
         }
@@ -62,7 +63,8 @@ public:
 
     std::vector<ParsedCommand> commands;
     int invalid = 0;
-    int fused = 0;  // steps that reported a name and its first key together
+    int fused = 0;           // steps that reported a name and its first key together
+    int whole_commands = 0;  // ... and the command's end
     ks_resp_req st_{};
 
 private:

@@ -160,8 +160,11 @@ TEST_CASE("a command name answered before is recognised in the same step as its 
     RequestDriver whole;
     whole.chunk(buf);
     check(whole);
-    // GET b, SET d, MGET g, BLPOP q3 and GET i (after "get") come in one step each
+    // GET b, SET d (with its value), MGET g, BLPOP q3 and GET i (after "get")
+    // come in one step each
     CHECK(whole.fused == 5);
+    // GET b, SET d, BLPOP q3 (its timeout is no key) and GET i: the whole command in one step
+    CHECK(whole.whole_commands == 4);
     for (std::size_t i = 0; i <= buf.size(); ++i) {
         RequestDriver d;
         d.chunk(std::string_view(buf).substr(0, i));
