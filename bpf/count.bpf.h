@@ -85,7 +85,7 @@ static __always_inline __s64 ks_key_slot(struct ks_walk *w, __u64 hash)
 {
 	struct ks_flow *f = w->flow;
 #ifdef KS_KEY_TABLE_INLINE
-	__s64 slot = ks_key_table_probe(hash, f->target, w->gen, w->key_buckets, 0);
+	__s64 slot = ks_key_table_probe(hash, f->target, w->gen, w->key_buckets);
 
 	if (slot == -1)
 		w->cnt->key_map_full = 1;

@@ -131,9 +131,10 @@ static __always_inline __s64 ks_key_bucket_probe(struct ks_key_bucket *bk, __u32
 	return -1;
 }
 
-/* The same from the key's hash; KS_KEY_SLOW also for what cannot happen
- * (the global function answers those the same way). */
-static __always_inline __s64 ks_key_table_probe(__u64 hash, __u32 target, __u32 gen, __u32 buckets, int named)
+/* The same from the key's hash, for a caller without the key's name (a
+ * reply); KS_KEY_SLOW also for what cannot happen (the global function
+ * answers those the same way). */
+static __always_inline __s64 ks_key_table_probe(__u64 hash, __u32 target, __u32 gen, __u32 buckets)
 {
 	__u64 tag = ks_key_tag(hash, target);
 	struct ks_key_bucket *bk;
@@ -142,7 +143,7 @@ static __always_inline __s64 ks_key_table_probe(__u64 hash, __u32 target, __u32 
 	bk = ks_key_bucket_of(tag, gen, buckets, &bi);
 	if (!bk)
 		return KS_KEY_SLOW;
-	return ks_key_bucket_probe(bk, bi, tag, named);
+	return ks_key_bucket_probe(bk, bi, tag, 0);
 }
 
 #endif
