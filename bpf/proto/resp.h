@@ -698,6 +698,19 @@ static __always_inline int ks_req_next_arg(struct ks_resp_req *st)
 	return KS_EV_NONE;
 }
 
+/* "$<len>\r\n" at pos, entirely in the window: 1 and *num, *used (the
+ * header's bytes after '$'); else 0. */
+static __always_inline int ks_win_bulk_header(const __u8 *buf, __u32 pos, __u32 len, __u32 *num, __u32 *used)
+{
+	return pos < len && KS_WIN_AT(buf, pos) == '$' && ks_win_number(buf, pos + 1, len, KS_RESP_MAX_BULK, num, used);
+}
+
+/* The `num` bytes of a bulk string at p and their CRLF lie in the window. */
+static __always_inline int ks_win_bulk_whole(const __u8 *buf, __u32 p, __u32 num, __u32 len)
+{
+	return p + num + 2 <= len && KS_WIN_AT(buf, p + num) == '\r' && KS_WIN_AT(buf, p + num + 1) == '\n';
+}
+
 /*
  * "$<len>\r\n" at pos and, when the whole argument and its CRLF are in the
  * window (names and keys up to KS_TOKEN_RUN bytes, values of any length),
@@ -708,15 +721,13 @@ static __always_inline __u32 ks_req_bulk_token(struct ks_resp_req *st, const __u
 	__u32 num = 0, used = 0, p, i;
 	__u64 h;
 
-	if (pos >= len || KS_WIN_AT(buf, pos) != '$' ||
-	    !ks_win_number(buf, pos + 1, len, KS_RESP_MAX_BULK, &num, &used))
+	if (!ks_win_bulk_header(buf, pos, len, &num, &used))
 		return 0;
 	p = pos + 1 + used;
 	st->cmd_bytes += 1 + used;
 	st->bulk_left = num;
 	ks_req_begin_token(st);
-	if (p + num + 2 > len || KS_WIN_AT(buf, p + num) != '\r' || KS_WIN_AT(buf, p + num + 1) != '\n' ||
-	    (st->role != KS_ROLE_SKIP && num > KS_TOKEN_RUN)) {
+	if (!ks_win_bulk_whole(buf, p, num, len) || (st->role != KS_ROLE_SKIP && num > KS_TOKEN_RUN)) {
 		/* only the header: the argument continues past this window */
 		if (num == 0) {
 			st->state = KS_RQ_BULK_CR;
@@ -751,11 +762,11 @@ static __always_inline __u32 ks_req_skip_value(struct ks_resp_req *st, const __u
 {
 	__u32 num = 0, used = 0, p;
 
-	if (st->state != KS_RQ_BULK_HDR || ks_req_is_key(st, st->argi) || pos >= len || KS_WIN_AT(buf, pos) != '$' ||
-	    !ks_win_number(buf, pos + 1, len, KS_RESP_MAX_BULK, &num, &used))
+	if (st->state != KS_RQ_BULK_HDR || ks_req_is_key(st, st->argi) ||
+	    !ks_win_bulk_header(buf, pos, len, &num, &used))
 		return 0;
 	p = pos + 1 + used;
-	if (p + num + 2 > len || KS_WIN_AT(buf, p + num) != '\r' || KS_WIN_AT(buf, p + num + 1) != '\n')
+	if (!ks_win_bulk_whole(buf, p, num, len))
 		return 0;
 	st->cmd_bytes += 1 + used + num + 2;
 	*ev |= ks_req_next_arg(st);
