@@ -26,8 +26,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define KS_NR_RECVFROM 45
 #define KS_NR_SENDMSG 46 /* memcached writes its replies with sendmsg */
 #define KS_NR_RECVMSG 47
-#define KS_NR_SENDMSG 46 /* memcached writes its replies with sendmsg */
-#define KS_NR_RECVMSG 47
 #define KS_NR_ACCEPT 43
 #define KS_NR_ACCEPT4 288
 /* UIO_MAXIOV: every iovec of a readv/writev/sendmsg is walked

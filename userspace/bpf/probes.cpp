@@ -30,9 +30,15 @@ constexpr int kTcxEgress = 47;
 
 int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list args) {
     if (level == LIBBPF_DEBUG && !spdlog::should_log(spdlog::level::trace)) return 0;
-    char buf[1024];
-    std::vsnprintf(buf, sizeof buf, fmt, args);
-    std::string msg(buf);
+    // whole: a verifier log runs to megabytes
+    va_list sized;
+    va_copy(sized, args);
+    int len = std::vsnprintf(nullptr, 0, fmt, sized);
+    va_end(sized);
+    if (len < 0) return 0;
+    std::string msg(static_cast<std::size_t>(len) + 1, '\0');
+    std::vsnprintf(msg.data(), msg.size(), fmt, args);
+    msg.resize(static_cast<std::size_t>(len));
     while (!msg.empty() && msg.back() == '\n') msg.pop_back();
     spdlog::debug("libbpf: {}", msg);
     return 0;
