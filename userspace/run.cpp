@@ -24,6 +24,7 @@
 #include "output/snapshot.hpp"
 #include "target/discover.hpp"
 #include "target/watch.hpp"
+#include "util/cpu_affinity.hpp"
 #include "util/error.hpp"
 
 namespace keyscope {
@@ -199,6 +200,13 @@ int run(const RunOptions& opts, const RunHooks& hooks) {
     const bool embedded = hooks.board != nullptr;
     check_bpf_prerequisites();
     auto targets = resolve_targets(opts);
+    {
+        // before any thread starts: they inherit it
+        std::vector<int> pids;
+        for (const auto& t : targets) pids.push_back(t.pid);
+        std::string apart = keep_off_server_cpus(pids);
+        if (!apart.empty()) spdlog::info("{}", apart);
+    }
     std::vector<std::string> servers;
     for (const auto& t : targets) servers.push_back(t.server());
     Detector detector(opts.detect_config, servers);
