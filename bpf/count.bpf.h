@@ -457,46 +457,62 @@ static __always_inline long ks_mc_rep_cb(void *ctx)
 	return 0;
 }
 
+/* Request steps per callback (see KS_REP_STEPS_PER_CB). */
+#define KS_REQ_STEPS_PER_CB 4
+
 static __always_inline long ks_req_cb(void *ctx)
 {
 	struct ks_walk *w = ctx;
-	__u32 pos = w->pos;
-	int ev = 0;
+	__u32 pos, k;
+	int ev;
 
-	if (pos >= w->len || !ks_key_ops_room(w))
-		return 1;
-	w->pos = pos + ks_req_step(&w->flow->req, &w->scr->win, pos, w->len, &ev);
-	if (!ev)
-		return 0;
-	if (ev & KS_EV_INVALID) {
-		w->cnt->parse_errors++;
-		return 0;
+	for (k = 0; k < KS_REQ_STEPS_PER_CB; k++) {
+		pos = w->pos;
+		if (pos >= w->len || !ks_key_ops_room(w))
+			return 1;
+		ev = 0;
+		w->pos = pos + ks_req_step(&w->flow->req, &w->scr->win, pos, w->len, &ev);
+		if (!ev)
+			continue;
+		if (ev & KS_EV_INVALID) {
+			w->cnt->parse_errors++;
+			continue;
+		}
+		/* one step can finish a token and its command: this order */
+		if (ev & KS_EV_CMD)
+			ks_on_cmd(w);
+		if (ev & KS_EV_KEY)
+			ks_on_key(w);
+		if (ev & KS_EV_END)
+			ks_on_end(w);
 	}
-	/* one step can finish a token and its command: this order */
-	if (ev & KS_EV_CMD)
-		ks_on_cmd(w);
-	if (ev & KS_EV_KEY)
-		ks_on_key(w);
-	if (ev & KS_EV_END)
-		ks_on_end(w);
 	return 0;
 }
+
+/* Reply steps per callback: each callback is a call and a return (through
+ * the SRSO return thunk on this kernel), and a pipeline's replies are one
+ * step each. */
+#define KS_REP_STEPS_PER_CB 4
 
 static __always_inline long ks_rep_cb(void *ctx)
 {
 	struct ks_walk *w = ctx;
-	__u32 pos = w->pos;
-	int ev = 0;
+	__u32 pos, k;
+	int ev;
 
-	if (pos >= w->len)
-		return 1;
-	w->pos = pos + ks_rep_step(&w->flow->rep, &w->scr->win, pos, w->len, &ev);
-	if (ev == KS_EV_REPLY) {
-		ks_on_reply(w);
-	} else if (ev == KS_EV_INVALID) {
-		w->cnt->parse_errors++;
-		/* replies can no longer be matched to requests */
-		w->flow->rep_seq = w->flow->req_seq;
+	for (k = 0; k < KS_REP_STEPS_PER_CB; k++) {
+		pos = w->pos;
+		if (pos >= w->len)
+			return 1;
+		ev = 0;
+		w->pos = pos + ks_rep_step(&w->flow->rep, &w->scr->win, pos, w->len, &ev);
+		if (ev == KS_EV_REPLY) {
+			ks_on_reply(w);
+		} else if (ev == KS_EV_INVALID) {
+			w->cnt->parse_errors++;
+			/* replies can no longer be matched to requests */
+			w->flow->rep_seq = w->flow->req_seq;
+		}
 	}
 	return 0;
 }
