@@ -70,11 +70,11 @@ __s64 ks_key_table_slot(__u64 hash, __u64 target_len, __u64 gen_buckets, const s
 
 /*
  * Look up and count the key operations recorded in `ops`, then empty it
- * (key_table.bpf.c). gen_buckets as for ks_key_table_slot(); epoch_watching =
- * ks_config.epoch << 32 | whether keys are watched.
+ * (key_table.bpf.c). gen_buckets as for ks_key_table_slot(); `watching`:
+ * some keys have their clients counted.
  */
 int ks_key_ops_flush(struct ks_key_ops *ops, struct ks_flow *f, struct ks_counters *cnt, __u64 gen_buckets,
-		     __u64 epoch_watching);
+		     __u64 watching);
 
 /*
  * The slot of a key seen in a reply (which does not carry its name), claimed
@@ -151,8 +151,7 @@ static __always_inline void ks_count_client(struct ks_flow *f, __u64 hash)
 static __always_inline void ks_flush_key_ops(struct ks_walk *w)
 {
 	if (w->scr->ops.n)
-		ks_key_ops_flush(&w->scr->ops, w->flow, w->cnt, (__u64)w->gen << 32 | w->key_buckets,
-				 (__u64)w->epoch << 32 | w->watching);
+		ks_key_ops_flush(&w->scr->ops, w->flow, w->cnt, (__u64)w->gen << 32 | w->key_buckets, w->watching);
 }
 
 /* Room for a step's ops: else the window's parse stops, and goes on after a flush. */

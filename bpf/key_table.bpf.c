@@ -29,9 +29,9 @@ __noinline __s64 ks_key_table_slot(__u64 hash, __u64 target_len, __u64 gen_bucke
  * misses overlap instead of following one another at each request.
  */
 __noinline int ks_key_ops_flush(struct ks_key_ops *ops, struct ks_flow *f, struct ks_counters *cnt, __u64 gen_buckets,
-				__u64 epoch_watching)
+				__u64 watching)
 {
-	__u32 gen = gen_buckets >> 32, buckets = (__u32)gen_buckets, watching = (__u32)epoch_watching;
+	__u32 gen = gen_buckets >> 32, buckets = (__u32)gen_buckets;
 	struct ks_key_bucket *bk;
 	struct ks_key_stats *s;
 	struct ks_key_op *op;
