@@ -169,7 +169,17 @@ std::vector<KeyStats> top_keys(const std::vector<KeyStats>& keys, std::size_t n)
 }
 
 KeyTable::KeyTable(std::size_t capacity) : capacity_(capacity) {
-    reindex(64);
+    if (!capacity_) {
+        reindex(64);
+        return;
+    }
+    // sized once for the most it holds (one over the capacity, before a
+    // pruning): growing by doubling copied every entry several times in the
+    // first intervals and briefly held two copies of the table
+    keys_.reserve(capacity_ + 1);
+    std::size_t slots = 64;
+    while (slots < 2 * (capacity_ + 1)) slots *= 2;
+    reindex(slots);
 }
 
 std::size_t KeyTable::find(std::uint32_t target, std::uint64_t hash) const {
