@@ -1,6 +1,7 @@
 #include "collect/stats.hpp"
 
 #include <algorithm>
+#include <new>
 
 extern "C" {
 #include "hist.h"
@@ -169,17 +170,18 @@ std::vector<KeyStats> top_keys(const std::vector<KeyStats>& keys, std::size_t n)
 }
 
 KeyTable::KeyTable(std::size_t capacity) : capacity_(capacity) {
-    if (!capacity_) {
-        reindex(64);
-        return;
+    // a bounded table's entries are reserved once for the most it holds (one
+    // over the capacity, before a pruning): growing by doubling copied every
+    // entry several times in the first intervals and briefly held two copies.
+    // It is address space only, pages come as keys do; where even that is
+    // refused, the table grows as it needs to.
+    if (capacity_) {
+        try {
+            keys_.reserve(capacity_ + 1);
+        } catch (const std::bad_alloc&) {
+        }
     }
-    // sized once for the most it holds (one over the capacity, before a
-    // pruning): growing by doubling copied every entry several times in the
-    // first intervals and briefly held two copies of the table
-    keys_.reserve(capacity_ + 1);
-    std::size_t slots = 64;
-    while (slots < 2 * (capacity_ + 1)) slots *= 2;
-    reindex(slots);
+    reindex(64);
 }
 
 std::size_t KeyTable::find(std::uint32_t target, std::uint64_t hash) const {
