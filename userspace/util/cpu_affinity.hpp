@@ -16,8 +16,9 @@ std::vector<int> cpus_apart(const std::vector<int>& allowed, const std::vector<i
 std::string cpu_list(const std::vector<int>& cpus);
 
 /// Moves the calling thread, and the threads it starts from then on, to the
-/// CPUs none of the processes `pids` may run on (unknown pids, 0, are
-/// skipped). Returns a line saying so, or "" when it changed nothing.
+/// CPUs none of the processes `pids` may run on. Changes nothing when a pid
+/// is unknown (0) or its affinity cannot be read: that server could be on
+/// any CPU. Returns a line saying what it did, or "" when it changed nothing.
 std::string keep_off_server_cpus(const std::vector<int>& pids);
 
 }  // namespace keyscope
