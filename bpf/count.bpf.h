@@ -456,7 +456,9 @@ static __always_inline long ks_mc_rep_cb(void *ctx)
 	return 0;
 }
 
-/* Request steps per callback (see KS_REP_STEPS_PER_CB). */
+/* Request steps per callback: each callback is a call and a return (through
+ * the SRSO return thunk on this kernel), and a pipeline's commands are one
+ * step each. */
 #define KS_REQ_STEPS_PER_CB 4
 
 static __always_inline long ks_req_cb(void *ctx)
@@ -488,9 +490,7 @@ static __always_inline long ks_req_cb(void *ctx)
 	return 0;
 }
 
-/* Reply steps per callback: each callback is a call and a return (through
- * the SRSO return thunk on this kernel), and a pipeline's replies are one
- * step each. */
+/* Reply steps per callback, for the same reason (see KS_REQ_STEPS_PER_CB). */
 #define KS_REP_STEPS_PER_CB 4
 
 static __always_inline long ks_rep_cb(void *ctx)
